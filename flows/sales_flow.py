@@ -1,0 +1,121 @@
+"""The nightly sales ETL flow: orchestration only, every step is a task in ``tasks/``.
+
+Order matters for exactly-once (docs/architecture.md): nothing is archived before the reporting
+tables and the run's LOADED mark are committed together, and every run first finishes or undoes
+whatever an interrupted run left behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from sales_etl.tasks.files import (
+    archive_accepted_files,
+    list_incoming_files,
+    route_rejected_files,
+    validate_incoming_files,
+)
+from sales_etl.tasks.journal import acquire_lock, release_lock, run_status
+from sales_etl.tasks.marts import build_marts, publish_marts
+from sales_etl.tasks.recovery import abandon_run, recover_interrupted_runs
+from sales_etl.tasks.reporting import load_reporting_tables
+from sales_etl.tasks.staging import commit_empty_batch, finish_run, record_file_rows
+
+from sales_etl.db.engine import init_db, make_engine
+from sales_etl.db.schema import RUN_LOADED
+from sales_etl.settings import Settings
+from sales_etl.spark import start_spark, stop_spark
+from sales_etl.storage import open_store
+from sales_etl.summary import build_summary
+
+
+@flow(name="sales-etl", log_prints=False)
+def sales_etl_flow(
+    landing: str | None = None,
+    marts: str | None = None,
+    database_url: str | None = None,
+    spark_master: str | None = None,
+    incentive_scope: str | None = None,
+) -> dict[str, Any]:
+    """Process every file waiting in ``<landing>/to_process/`` once; returns the run summary.
+
+    Parameters left empty fall back to ``SALES_ETL_*`` settings. Pass credentials through the
+    environment or Prefect blocks, not parameters: parameters are visible in the UI.
+    """
+    settings = Settings().with_overrides(
+        landing=landing,
+        marts=marts,
+        database_url=database_url,
+        spark_master=spark_master,
+        incentive_scope=incentive_scope,
+    )
+    logger = get_run_logger()
+    run_id = uuid.uuid4().hex
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+    acquire_lock(engine, run_id, settings.lock_ttl_seconds)
+    batch_id: str | None = None
+    try:
+        recovered = recover_interrupted_runs(settings)
+        keys = list_incoming_files(settings)
+        if not keys:
+            logger.info("nothing to do")
+            return build_summary(
+                run_id=run_id,
+                batch_id=None,
+                plans=[],
+                stats=None,
+                reporting=None,
+                recovered=recovered,
+            )
+        opened = validate_incoming_files(settings, run_id, _flow_run_id(), keys)
+        batch_id, plans = opened["batch_id"], opened["plans"]
+        route_rejected_files(settings, run_id)
+        accepted = [(p["key"], p["header"]) for p in plans if p["accepted"]]
+        stats = reporting = None
+        if accepted:
+            start_spark(settings)
+            try:
+                stats = build_marts(settings, batch_id, accepted)
+                record_file_rows(settings, run_id, stats["per_file"])
+                publish_marts(settings, batch_id)
+                if stats["months"]:
+                    reporting = load_reporting_tables(settings, run_id, stats["months"])
+            finally:
+                stop_spark()
+        if not (stats and stats["months"]):
+            commit_empty_batch(settings, run_id)
+        archive_accepted_files(settings, run_id)
+        summary = build_summary(
+            run_id=run_id,
+            batch_id=batch_id,
+            plans=plans,
+            stats=stats,
+            reporting=reporting,
+            recovered=recovered,
+        )
+        finish_run(settings, run_id, batch_id, summary)
+        return summary
+    except BaseException as exc:
+        if batch_id is not None and run_status(engine, run_id) != RUN_LOADED:
+            # Not committed: undo now so files stay in to_process/ and a retry starts clean.
+            abandon_run(
+                engine,
+                open_store(settings.landing),
+                open_store(settings.marts),
+                run_id,
+                batch_id,
+                f"{type(exc).__name__}: {str(exc)[:1000]}",
+            )
+        raise
+    finally:
+        release_lock(engine, run_id)
+        engine.dispose()
+
+
+def _flow_run_id() -> str | None:
+    run = flow_run.get_id()
+    return str(run) if run else None

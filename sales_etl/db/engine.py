@@ -1,0 +1,43 @@
+"""Engine creation and table set-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from sales_etl.db.schema import metadata
+
+
+def make_engine(database_url: str) -> Engine:
+    """An engine for ``database_url``; SQLite gets its folder created and foreign-safe pragmas."""
+    url = make_url(database_url)
+    kwargs: dict[str, object] = {"future": True, "pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 60}
+    elif url.get_backend_name() == "mysql":
+        query = dict(url.query)
+        query.setdefault("charset", "utf8mb4")
+        url = url.set(query=query)
+        kwargs["pool_recycle"] = 3600
+    engine = create_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            # WAL lets readers (a user's sqlite3 shell) work while a run writes.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+def init_db(engine: Engine) -> list[str]:
+    """Create every table the product uses if missing; returns the table names."""
+    metadata.create_all(engine, checkfirst=True)
+    return sorted(metadata.tables)

@@ -1,0 +1,170 @@
+"""Every table the product reads or owns (SQLAlchemy Core).
+
+Dimension tables keep the upstream tutorial's column names. Owned tables: ``staging_files``
+(one row per input file per run), ``etl_runs`` (one row per run, the recovery journal),
+``etl_lock`` (one row, so two runs never interleave) and the two reporting tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from sales_etl.db.types import Money
+
+metadata = MetaData()
+
+# --- dimensions -------------------------------------------------------------------------------
+
+customer = Table(
+    "customer",
+    metadata,
+    Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("first_name", String(100)),
+    Column("last_name", String(100)),
+    Column("address", String(255)),
+    Column("pincode", String(20)),
+    Column("phone_number", String(32)),
+    Column("customer_joining_date", Date),
+)
+
+store = Table(
+    "store",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("address", String(255)),
+    Column("store_pincode", String(20)),
+    Column("store_manager_name", String(100)),
+    Column("store_opening_date", Date),
+    Column("reviews", Text),
+)
+
+sales_team = Table(
+    "sales_team",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("first_name", String(100)),
+    Column("last_name", String(100)),
+    Column("manager_id", BigInteger),
+    Column("is_manager", String(1)),
+    Column("address", String(255)),
+    Column("pincode", String(20)),
+    Column("joining_date", Date),
+)
+
+product = Table(
+    "product",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(255)),
+    Column("current_price", Money(12, 2)),
+    Column("old_price", Money(12, 2)),
+    Column("created_date", Date),
+    Column("updated_date", Date),
+    Column("expiry_date", Date),
+)
+
+DIMENSION_TABLES = {
+    "customer": customer,
+    "store": store,
+    "sales_team": sales_team,
+    "product": product,
+}
+
+# --- owned tables -----------------------------------------------------------------------------
+
+# Status values of staging_files.status
+ACTIVE = "ACTIVE"  # accepted, being loaded by its run
+COMPLETED = "COMPLETED"  # loaded and archived under processed/
+REJECTED = "REJECTED"  # moved to error_files/<category>/
+FAILED = "FAILED"  # its run failed before the load committed; the file stays in to_process/
+
+staging_files = Table(
+    "staging_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("batch_id", String(32), nullable=False),
+    Column("file_name", String(512), nullable=False),
+    Column("file_location", String(1024), nullable=False),
+    Column("target_location", String(1024)),
+    Column("checksum", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("category", String(64)),
+    Column("reason", Text),
+    Column("rows_total", BigInteger),
+    Column("rows_loaded", BigInteger),
+    Column("rows_quarantined", BigInteger),
+    Column("created_at", DateTime(timezone=False), nullable=False),  # UTC
+    Column("updated_at", DateTime(timezone=False), nullable=False),  # UTC
+    Index("ix_staging_files_checksum_status", "checksum", "status"),
+    Index("ix_staging_files_run_id", "run_id"),
+)
+
+# Status values of etl_runs.status
+RUN_STARTED = "STARTED"  # marts may be half written; recovery rolls this run back
+RUN_LOADED = "LOADED"  # reporting tables committed; recovery only finishes archiving
+RUN_COMPLETED = "COMPLETED"
+RUN_FAILED = "FAILED"  # rolled back; its files were left in to_process/
+
+etl_runs = Table(
+    "etl_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("batch_id", String(32), nullable=False, unique=True),
+    Column("flow_run_id", String(64)),  # the Prefect flow run (several attempts share one)
+    Column("status", String(16), nullable=False),
+    Column("months", Text),  # JSON list of "YYYY-MM" the run recomputed
+    Column("summary", Text),  # JSON summary for the CLI and artifacts
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=False), nullable=False),  # UTC
+    Column("finished_at", DateTime(timezone=False)),  # UTC
+)
+
+etl_lock = Table(
+    "etl_lock",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("run_id", String(64)),
+    Column("holder", String(255)),  # hostname:pid of the holder
+    Column("expires_at", DateTime(timezone=False)),  # UTC
+)
+
+customer_monthly_purchase = Table(
+    "customer_monthly_purchase",
+    metadata,
+    Column("customer_id", BigInteger, nullable=False),
+    Column("first_name", String(100)),
+    Column("last_name", String(100)),
+    Column("year", Integer, nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("monthly_total", Money(18, 2), nullable=False),
+    UniqueConstraint("customer_id", "year", "month", name="uq_cmp_customer_month"),
+    Index("ix_cmp_year_month", "year", "month"),
+)
+
+sales_team_incentive = Table(
+    "sales_team_incentive",
+    metadata,
+    Column("sales_person_id", BigInteger, nullable=False),
+    Column("first_name", String(100)),
+    Column("last_name", String(100)),
+    Column("year", Integer, nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("total_sales", Money(18, 2), nullable=False),
+    Column("incentive", Money(18, 2), nullable=False),
+    UniqueConstraint("sales_person_id", "year", "month", name="uq_sti_person_month"),
+    Index("ix_sti_year_month", "year", "month"),
+)

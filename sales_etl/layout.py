@@ -1,0 +1,52 @@
+"""Where things live in the landing zone and the marts root (DESIGN.md "Storage layout")."""
+
+from __future__ import annotations
+
+import posixpath
+
+TO_PROCESS = "to_process"
+PROCESSED = "processed"
+ERROR_FILES = "error_files"
+
+CUSTOMER_MART = "customer_data_mart"
+SALES_TEAM_MART = "sales_team_data_mart"
+QUARANTINE = "quarantine"
+MARTS = (CUSTOMER_MART, SALES_TEAM_MART, QUARANTINE)
+INCOMING = "_incoming"  # a run's Spark output before it is published into the marts
+CLASSIFIED = "classified"  # every row of the batch, parsed and judged (scratch)
+
+# Partition columns of each mart, outermost first.
+MART_PARTITIONS = {
+    CUSTOMER_MART: ("sales_month",),
+    SALES_TEAM_MART: ("sales_month", "store_id"),
+    QUARANTINE: (),
+}
+
+
+def relative_to_inbox(key: str) -> str:
+    """``to_process/sub/a.csv`` -> ``sub/a.csv`` (sub-folders of the inbox are kept)."""
+    prefix = TO_PROCESS + "/"
+    if not key.startswith(prefix):
+        raise ValueError(f"{key!r} is not under {prefix}")
+    return key[len(prefix) :]
+
+
+def processed_key(batch_id: str, key: str) -> str:
+    """Archive location of an accepted file."""
+    return posixpath.join(PROCESSED, batch_id, relative_to_inbox(key))
+
+
+def error_key(category: str, batch_id: str, key: str) -> str:
+    """Location of a rejected file under ``error_files/<category>/<batch>/``."""
+    return posixpath.join(ERROR_FILES, category, batch_id, relative_to_inbox(key))
+
+
+def incoming_prefix(batch_id: str, part: str | None = None) -> str:
+    """Scratch folder of one batch's Spark output (under the marts root)."""
+    base = posixpath.join(INCOMING, batch_id)
+    return posixpath.join(base, part) if part else base
+
+
+def published_name(batch_id: str, file_name: str) -> str:
+    """Mart file names start with the batch id, so one batch's files can be found exactly."""
+    return f"{batch_id}-{file_name}"

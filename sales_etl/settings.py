@@ -1,0 +1,54 @@
+"""One settings object for the whole product.
+
+Values come, lowest priority first, from defaults, ``SALES_ETL_*`` environment variables,
+CLI flags and Prefect flow parameters (the last two call :meth:`Settings.with_overrides`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IncentiveScope = Literal["company", "store"]
+
+
+class Settings(BaseSettings):
+    """Configuration of one pipeline run. See README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="SALES_ETL_", extra="ignore")
+
+    landing: str = Field("./data/landing", description="Landing zone: a path or s3://bucket/prefix")
+    marts: str = Field("./data/marts", description="Data marts root: a path or s3://bucket/prefix")
+    database_url: str = Field(
+        "sqlite:///./data/sales_etl.db", description="SQLAlchemy URL of the database"
+    )
+    spark_master: str = Field("local[*]", description="Spark master URL")
+    spark_driver_memory: str = Field("4g", description="spark.driver.memory for local runs")
+    spark_shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions")
+    incentive_scope: IncentiveScope = Field(
+        "company", description="Rank sales people per month company-wide or per store"
+    )
+    incentive_rate: str = Field("0.01", description="Share of the top performer's monthly sales")
+    validation_depth: Literal["SCHEMA_ONLY", "SCHEMA_AND_DATA"] = Field(
+        "SCHEMA_ONLY", description="How deep pandera validates the enriched Spark frame"
+    )
+    plugins_dir: str | None = Field(None, description="Folder of extra validator plugin .py files")
+    disable_plugins: str = Field("", description="Comma-separated plugin names not to load")
+    lock_ttl_seconds: int = Field(
+        6 * 3600, ge=60, description="How long a run's lock is honoured without a heartbeat"
+    )
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        """Return a copy with the given non-None values replaced (CLI flags, flow parameters)."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return self.model_validate({**self.model_dump(), **clean})
+
+    def redacted(self) -> dict[str, object]:
+        """Settings safe to print or log: credentials in URLs are masked."""
+        from sales_etl.secrets import redact_url
+
+        data = self.model_dump()
+        data["database_url"] = redact_url(self.database_url)
+        return data

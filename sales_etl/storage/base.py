@@ -1,0 +1,116 @@
+"""The object-store interface every backend implements."""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+_HADOOP_GLOB_CHARS = "\\*?[]{}"
+
+
+def escape_hadoop_glob(path: str) -> str:
+    """Escape the characters Hadoop treats as a glob, so ``a[1].csv`` is read literally."""
+    return "".join("\\" + ch if ch in _HADOOP_GLOB_CHARS else ch for ch in path)
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed (missing object, escaped key, backend error)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object: its key relative to the store root and its size in bytes."""
+
+    key: str
+    size: int
+
+
+def safe_key(key: str) -> str:
+    """Normalise ``key`` and refuse anything that could escape the store root.
+
+    ``../x.csv``, absolute paths and empty segments are rejected, so a hostile object
+    name can never make the pipeline read or write outside its landing zone.
+    """
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise StorageError(f"unsafe object key: {key!r}")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise StorageError(f"unsafe object key: {key!r}")
+    return posixpath.join(*parts)
+
+
+class ObjectStore(ABC):
+    """A flat key space under one root (a local folder or an S3 prefix)."""
+
+    url: str
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """All objects whose key starts with ``prefix`` (every page), sorted by key."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A binary stream of the object's bytes."""
+
+    @abstractmethod
+    def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes, or only its first ``max_bytes``."""
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Create or replace an object."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether the object exists."""
+
+    @abstractmethod
+    def copy(self, src: str, dst: str) -> None:
+        """Copy one object inside the store (server-side where the backend can)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete one object; deleting a missing object is not an error."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many were deleted."""
+
+    @abstractmethod
+    def spark_path(self, key: str) -> str:
+        """The URI Spark should use for ``key`` (``file:/...`` or ``s3a://...``), glob-escaped."""
+
+    @abstractmethod
+    def key_from_spark_path(self, path: str) -> str | None:
+        """Map a path Spark reports (``_metadata.file_path``, URL-encoded) back to a key."""
+
+    def move(self, src: str, dst: str) -> None:
+        """Move ``src`` to ``dst`` by copy then delete; safe to repeat after a crash.
+
+        If ``src`` is gone and ``dst`` exists, an earlier attempt finished the copy and the
+        delete: nothing is left to do. If both exist, the copy is redone (same bytes) and
+        ``src`` deleted, so the object ends in exactly one place either way.
+        """
+        if not self.exists(src):
+            if self.exists(dst):
+                return
+            raise StorageError(f"cannot move {src!r}: it does not exist")
+        self.copy(src, dst)
+        self.delete(src)
+
+    def sha256(self, key: str) -> str:
+        """Hex SHA-256 of the object's bytes, streamed."""
+        digest = hashlib.sha256()
+        with self.open(key) as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def iter_lines(self, key: str) -> Iterator[bytes]:
+        """Stream the object's lines (bytes, line ends kept)."""
+        with self.open(key) as stream:
+            yield from stream

@@ -1,0 +1,83 @@
+"""The run summary: one plain dict (stored in etl_runs, returned by the flow) and its text form."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+
+def build_summary(
+    *,
+    run_id: str,
+    batch_id: str | None,
+    plans: list[dict[str, Any]],
+    stats: dict[str, Any] | None,
+    reporting: dict[str, Any] | None,
+    recovered: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Everything an operator wants to know about one run, as JSON-ready data."""
+    stats = stats or {}
+    per_file = stats.get("per_file", {})
+    files = []
+    for plan in plans:
+        entry = {
+            "file": plan["key"],
+            "outcome": "accepted" if plan["accepted"] else plan["category"],
+            "reason": plan["reason"],
+            "plugin": plan.get("plugin"),
+            "extra_columns": plan.get("extra_columns", []),
+        }
+        entry.update({f"rows_{k}": v for k, v in per_file.get(plan["key"], {}).items()})
+        files.append(entry)
+    outcomes = Counter(f["outcome"] for f in files)
+    return {
+        "run_id": run_id,
+        "batch_id": batch_id,
+        "files_total": len(files),
+        "files_accepted": outcomes.get("accepted", 0),
+        "files_rejected": len(files) - outcomes.get("accepted", 0),
+        "files_by_outcome": dict(sorted(outcomes.items())),
+        "files": files,
+        "rows_total": stats.get("rows_total", 0),
+        "rows_loaded": stats.get("rows_loaded", 0),
+        "rows_quarantined": stats.get("rows_quarantined", 0),
+        "quarantine_reasons": stats.get("quarantine_reasons", {}),
+        "months_recomputed": (reporting or {}).get("months", []),
+        "top_performers": (reporting or {}).get("top_performers", []),
+        "recovered_runs": recovered,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A short human report for the terminal."""
+    lines = []
+    for action in summary.get("recovered_runs", []):
+        lines.append(
+            f"recovered interrupted run {action['run_id']} (batch {action['batch_id']}): {action['action']}"
+        )
+    if not summary["files_total"]:
+        lines.append("No files waiting in to_process/: nothing to do.")
+        return "\n".join(lines)
+    lines.append(f"Batch {summary['batch_id']} (UTC)")
+    lines.append(
+        f"Files: {summary['files_total']} seen, {summary['files_accepted']} accepted, "
+        f"{summary['files_rejected']} rejected"
+    )
+    for f in summary["files"]:
+        if f["outcome"] != "accepted":
+            lines.append(f"  - {f['file']}: {f['outcome']} ({f['reason']})")
+    lines.append(
+        f"Rows: {summary['rows_total']} read, {summary['rows_loaded']} loaded, "
+        f"{summary['rows_quarantined']} quarantined"
+    )
+    for reason, count in summary["quarantine_reasons"].items():
+        lines.append(f"  - {reason}: {count}")
+    if summary["months_recomputed"]:
+        lines.append("Months recomputed: " + ", ".join(summary["months_recomputed"]))
+    for top in summary["top_performers"]:
+        name = " ".join(p for p in (top.get("first_name"), top.get("last_name")) if p)
+        lines.append(
+            f"Top performer {top['year']}-{top['month']:02d}: #{top['sales_person_id']} {name}, "
+            f"sales {top['total_sales']}, incentive {top['incentive']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,243 @@
+"""Spark stage: read accepted files once, judge every row, write and publish the marts.
+
+Publishing is a rename of each Parquet file from the batch's scratch folder into the mart,
+with the batch id as a file-name prefix. A batch that never reached the database commit can
+therefore be removed from the marts exactly (:func:`rollback_batch`), and one that did is final.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pyspark.sql import DataFrame, SparkSession
+from sales_etl.tasks.dimensions import read_dimensions
+from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.transform import (
+    CORRUPT_COLUMN,
+    classify_sales,
+    customer_mart,
+    normalise_raw_columns,
+    quarantine_rows,
+    raw_sales_schema,
+    row_outcomes,
+    sales_team_mart,
+    with_source_file,
+)
+from sales_etl.validators.schemas import validate_mart_frame
+
+from sales_etl.db.engine import make_engine
+from sales_etl.faults import crash_point
+from sales_etl.layout import (
+    CLASSIFIED,
+    CUSTOMER_MART,
+    INCOMING,
+    MART_PARTITIONS,
+    MARTS,
+    QUARANTINE,
+    SALES_TEAM_MART,
+    incoming_prefix,
+    published_name,
+)
+from sales_etl.settings import Settings
+from sales_etl.spark import active_spark
+from sales_etl.storage import ObjectStore, open_store
+
+CSV_OPTIONS = {
+    "header": "true",  # the header line is skipped; names come from our own schema
+    "enforceSchema": "true",
+    "multiLine": "true",  # RFC 4180: quoted fields may hold newlines
+    "quote": '"',
+    "escape": '"',  # RFC 4180 doubles quotes; Spark's default escape is a backslash
+    "encoding": "UTF-8",
+    "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": CORRUPT_COLUMN,
+    "nullValue": "",
+    "ignoreLeadingWhiteSpace": "false",
+    "ignoreTrailingWhiteSpace": "false",
+}
+
+
+@dataclass
+class BatchStats:
+    """Row outcomes of one batch: small enough to return from a task and to log."""
+
+    per_file: dict[str, dict[str, int]] = field(default_factory=dict)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    months: list[str] = field(default_factory=list)
+    rows_total: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+
+
+def read_accepted_files(
+    spark: SparkSession, store: ObjectStore, files: Sequence[tuple[str, Sequence[str]]]
+) -> DataFrame:
+    """One Spark read per distinct header (usually one), projected to a common raw shape."""
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for key, header in files:
+        groups[tuple(header)].append(store.spark_path(key))
+    frames = [
+        normalise_raw_columns(
+            spark.read.options(**CSV_OPTIONS).schema(raw_sales_schema(header)).csv(paths),
+            header,
+        )
+        for header, paths in groups.items()
+    ]
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result
+
+
+def _collect_stats(
+    spark: SparkSession, classified: DataFrame, store: ObjectStore, keys: set[str]
+) -> tuple[BatchStats, DataFrame]:
+    """Row counts per file/reason/month, and the Spark-path -> key mapping frame."""
+    stats = BatchStats(per_file={k: {"total": 0, "loaded": 0, "quarantined": 0} for k in keys})
+    path_to_key: dict[str, str] = {}
+    months: set[str] = set()
+    reasons: dict[str, int] = defaultdict(int)
+    for row in row_outcomes(classified).collect():
+        key = path_to_key.get(row.file_path) or store.key_from_spark_path(row.file_path)
+        if key not in keys:
+            raise RuntimeError(f"Spark read a file that was not accepted: {row.file_path}")
+        path_to_key[row.file_path] = key
+        counts = stats.per_file[key]
+        counts["total"] += row["count"]
+        if row.reason is None:
+            counts["loaded"] += row["count"]
+            months.add(row.sales_month)
+        else:
+            counts["quarantined"] += row["count"]
+            reasons[row.reason] += row["count"]
+    stats.months = sorted(months)
+    stats.quarantine_reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    stats.rows_total = sum(c["total"] for c in stats.per_file.values())
+    stats.rows_loaded = sum(c["loaded"] for c in stats.per_file.values())
+    stats.rows_quarantined = sum(c["quarantined"] for c in stats.per_file.values())
+    mapping = spark.createDataFrame(
+        sorted(path_to_key.items()) or [("", "")], "file_path string, source_file string"
+    )
+    return stats, mapping
+
+
+def _write(df: DataFrame, store: ObjectStore, key: str, partitions: Sequence[str]) -> None:
+    writer = df.write.mode("overwrite")
+    if partitions:
+        writer = writer.partitionBy(*partitions)
+    writer.parquet(store.spark_path(key))
+
+
+def build_batch_marts(
+    settings: Settings, batch_id: str, files: Sequence[tuple[str, Sequence[str]]]
+) -> BatchStats:
+    """Read, judge, enrich and write one batch's marts into its scratch folder."""
+    spark = active_spark()
+    landing, marts = open_store(settings.landing), open_store(settings.marts)
+    engine = make_engine(settings.database_url)
+    try:
+        dims = read_dimensions(spark, engine)
+    finally:
+        engine.dispose()
+    raw = read_accepted_files(spark, landing, files)
+    classified_key = incoming_prefix(batch_id, CLASSIFIED)
+    # The one scan of the CSV bytes: everything after this reads the classified Parquet.
+    _write(classify_sales(raw, dims, batch_id), marts, classified_key, ())
+    classified = spark.read.parquet(marts.spark_path(classified_key))
+    stats, mapping = _collect_stats(spark, classified, landing, {k for k, _ in files})
+    classified = with_source_file(classified, mapping)
+
+    sales_team_rows = sales_team_mart(classified)
+    problems = validate_mart_frame(sales_team_rows, settings.validation_depth)
+    if problems:
+        raise RuntimeError(
+            "enriched sales failed the pandera MartSale schema: " + "; ".join(problems)
+        )
+    if stats.rows_loaded:
+        _write(
+            customer_mart(classified),
+            marts,
+            incoming_prefix(batch_id, CUSTOMER_MART),
+            MART_PARTITIONS[CUSTOMER_MART],
+        )
+        _write(
+            sales_team_rows,
+            marts,
+            incoming_prefix(batch_id, SALES_TEAM_MART),
+            MART_PARTITIONS[SALES_TEAM_MART],
+        )
+    if stats.rows_quarantined:
+        _write(quarantine_rows(classified), marts, incoming_prefix(batch_id, QUARANTINE), ())
+    return stats
+
+
+@task(name="build-marts", cache_policy=NO_CACHE, **retry_options())
+def build_marts(
+    settings: Settings, batch_id: str, files: list[tuple[str, list[str]]]
+) -> dict[str, Any]:
+    """Spark: one scan of the accepted files -> quarantine + both marts (scratch folder)."""
+    logger = get_run_logger()
+    stats = build_batch_marts(settings, batch_id, files)
+    logger.info(
+        "batch %s: %d rows read, %d loaded, %d quarantined, months %s",
+        batch_id,
+        stats.rows_total,
+        stats.rows_loaded,
+        stats.rows_quarantined,
+        ", ".join(stats.months) or "none",
+    )
+    crash_point("after_marts_written")
+    return stats.__dict__
+
+
+def publish_batch(store: ObjectStore, batch_id: str) -> int:
+    """Rename the batch's Parquet files into the marts (safe to repeat); returns files moved."""
+    moved = 0
+    for mart in MARTS:
+        prefix = incoming_prefix(batch_id, mart) + "/"
+        for obj in store.list(prefix):
+            rel = obj.key[len(prefix) :]
+            folder, name = posixpath.split(rel)
+            if not name.endswith(".parquet") or name.startswith((".", "_")):
+                continue  # Hadoop .crc side files and markers stay behind
+            target = posixpath.join(mart, folder, published_name(batch_id, name))
+            store.move(obj.key, target)
+            moved += 1
+            if moved == 1:
+                crash_point("during_marts_publish")
+    return moved
+
+
+@task(name="publish-marts", cache_policy=NO_CACHE, **retry_options())
+def publish_marts(settings: Settings, batch_id: str) -> int:
+    """Move the batch's mart files from scratch into the marts."""
+    moved = publish_batch(open_store(settings.marts), batch_id)
+    get_run_logger().info("published %d Parquet file(s) of batch %s", moved, batch_id)
+    crash_point("after_marts_published")
+    return moved
+
+
+def rollback_batch(store: ObjectStore, batch_id: str) -> int:
+    """Remove every trace of an uncommitted batch from the marts; returns files deleted."""
+    deleted = 0
+    marker = published_name(batch_id, "")
+    for mart in MARTS:
+        for obj in store.list(mart + "/"):
+            if posixpath.basename(obj.key).startswith(marker):
+                store.delete(obj.key)
+                deleted += 1
+    store.delete_prefix(incoming_prefix(batch_id))
+    return deleted
+
+
+def drop_scratch(store: ObjectStore, batch_id: str) -> None:
+    """Delete a finished batch's scratch folder."""
+    store.delete_prefix(incoming_prefix(batch_id))
+    if not store.list(INCOMING + "/"):
+        store.delete_prefix(INCOMING)

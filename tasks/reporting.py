@@ -1,0 +1,156 @@
+"""Recompute the reporting tables for the months a batch touched, over all data so far.
+
+"Monthly" means the whole calendar month across every file and every run (DESIGN.md), so a
+month is never appended to: its rows are recomputed from the marts and replaced, together with
+the run's LOADED mark, in one database transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pyspark.sql import DataFrame, SparkSession
+from sales_etl.tasks.dimensions import read_dimensions
+from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
+from sales_etl.tasks.journal import mark_loaded
+from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.transform import customer_month_totals, sales_person_store_month_totals
+from sqlalchemy import Connection, and_, delete, insert, or_
+
+from sales_etl.db.engine import make_engine
+from sales_etl.db.schema import customer_monthly_purchase, sales_team_incentive
+from sales_etl.faults import crash_point
+from sales_etl.layout import CUSTOMER_MART, SALES_TEAM_MART
+from sales_etl.settings import Settings
+from sales_etl.spark import active_spark
+from sales_etl.storage import ObjectStore, open_store
+
+INSERT_CHUNK = 5000
+
+
+def read_mart_months(
+    spark: SparkSession, store: ObjectStore, mart: str, months: Sequence[str]
+) -> DataFrame:
+    """Only the ``sales_month`` partitions asked for (partition pruning by path)."""
+    root = store.spark_path(mart)
+    paths = [store.spark_path(f"{mart}/sales_month={m}") for m in months]
+    return spark.read.option("basePath", root).parquet(*paths)
+
+
+def _month_filter(table, months: Sequence[str]):
+    pairs = [tuple(int(p) for p in m.split("-")) for m in months]
+    return or_(*[and_(table.c.year == y, table.c.month == mo) for y, mo in pairs])
+
+
+def _chunks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def replace_months(
+    conn: Connection,
+    months: Sequence[str],
+    customer_rows: Iterator[dict[str, Any]],
+    incentive_rows: Sequence[dict[str, Any]],
+) -> int:
+    """Delete the months' rows from both tables and insert the recomputed ones."""
+    conn.execute(
+        delete(customer_monthly_purchase).where(_month_filter(customer_monthly_purchase, months))
+    )
+    conn.execute(delete(sales_team_incentive).where(_month_filter(sales_team_incentive, months)))
+    inserted = 0
+    for chunk in _chunks(customer_rows, INSERT_CHUNK):
+        conn.execute(insert(customer_monthly_purchase), chunk)
+        inserted += len(chunk)
+    if incentive_rows:
+        conn.execute(insert(sales_team_incentive), list(incentive_rows))
+    return inserted
+
+
+def recompute_months(settings: Settings, run_id: str, months: Sequence[str]) -> dict[str, Any]:
+    """Aggregate the marts for ``months`` and replace those months in the reporting tables."""
+    spark = active_spark()
+    store = open_store(settings.marts)
+    engine = make_engine(settings.database_url)
+    try:
+        dims = read_dimensions(spark, engine)
+        totals = customer_month_totals(read_mart_months(spark, store, CUSTOMER_MART, months))
+        customers = totals.join(dims.customer, "customer_id", "left").select(
+            "customer_id", "first_name", "last_name", "sales_month", "monthly_total"
+        )
+        person_totals = [
+            SalesTotal(r.sales_month, r.store_id, r.sales_person_id, r.total_sales)
+            for r in sales_person_store_month_totals(
+                read_mart_months(spark, store, SALES_TEAM_MART, months)
+            ).collect()
+        ]
+        incentives = compute_incentives(
+            person_totals, scope=settings.incentive_scope, rate=Decimal(settings.incentive_rate)
+        )
+        names = {
+            r.sales_person_id: (r.first_name, r.last_name)
+            for r in dims.sales_team.select("sales_person_id", "first_name", "last_name").collect()
+        }
+        incentive_rows = [_incentive_row(i, names) for i in incentives]
+
+        def customer_rows() -> Iterator[dict[str, Any]]:
+            for r in customers.toLocalIterator(prefetchPartitions=True):
+                year, month = (int(p) for p in r.sales_month.split("-"))
+                yield {
+                    "customer_id": r.customer_id,
+                    "first_name": r.first_name,
+                    "last_name": r.last_name,
+                    "year": year,
+                    "month": month,
+                    "monthly_total": r.monthly_total,
+                }
+
+        with engine.begin() as conn:
+            customer_count = replace_months(conn, months, customer_rows(), incentive_rows)
+            mark_loaded(conn, run_id, months)
+    finally:
+        engine.dispose()
+    crash_point("after_db_load")
+    top = [row for row in incentive_rows if row["incentive"] > 0]
+    return {
+        "months": list(months),
+        "customer_month_rows": customer_count,
+        "incentive_rows": len(incentive_rows),
+        "top_performers": top,
+    }
+
+
+def _incentive_row(item: Incentive, names: dict[int, tuple[str, str]]) -> dict[str, Any]:
+    first, last = names.get(item.sales_person_id, (None, None))
+    return {
+        "sales_person_id": item.sales_person_id,
+        "first_name": first,
+        "last_name": last,
+        "year": item.year,
+        "month": item.month,
+        "total_sales": item.total_sales,
+        "incentive": item.incentive,
+    }
+
+
+@task(name="load-reporting-tables", cache_policy=NO_CACHE, **retry_options())
+def load_reporting_tables(settings: Settings, run_id: str, months: list[str]) -> dict[str, Any]:
+    """Recompute the touched months and commit them with the run's LOADED mark."""
+    result = recompute_months(settings, run_id, months)
+    get_run_logger().info(
+        "reporting tables: months %s recomputed (%d customer rows, %d incentive rows)",
+        ", ".join(months),
+        result["customer_month_rows"],
+        result["incentive_rows"],
+    )
+    return result
