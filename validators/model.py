@@ -1,0 +1,275 @@
+"""What a validator sees (:class:`IncomingFile`) and what it may answer (:class:`Rejection`).
+
+An :class:`IncomingFile` is built once per landed object by :meth:`IncomingFile.scan`, which
+streams the object a single time and records everything the built-in validators need (size,
+checksum, whether the bytes are UTF-8 text, the first 64 KiB). Plugins that need the whole file
+call :meth:`IncomingFile.open`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import posixpath
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from sales_etl.settings import Settings
+
+if TYPE_CHECKING:
+    from sales_etl.storage.base import ObjectStore
+
+#: Rejection categories; each is also the ``error_files/<category>/`` folder name.
+WRONG_FILE_TYPE = "wrong_file_types"
+BAD_SCHEMA = "bad_schema"
+DUPLICATE = "duplicates"
+UNKNOWN = "unknown"
+
+#: How many leading bytes of the object :attr:`IncomingFile.head` keeps.
+HEAD_BYTES = 64 * 1024
+#: Chunk size used when streaming an object.
+CHUNK_BYTES = 1024 * 1024
+#: A header record longer than this (in characters) is refused rather than read into memory.
+MAX_HEADER_CHARS = 1024 * 1024
+
+_SLUG = re.compile(r"[a-z0-9_]+")
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A validator's verdict that a file must not be loaded.
+
+    Attributes:
+        category: Slug (``[a-z0-9_]+``) naming the ``error_files/<category>/`` folder the file
+            is moved to; usually one of :data:`WRONG_FILE_TYPE`, :data:`BAD_SCHEMA`,
+            :data:`DUPLICATE`, :data:`UNKNOWN`.
+        reason: A short human-readable sentence saying what is wrong with the file.
+    """
+
+    category: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        # The category becomes a folder name: refuse anything that is not a plain slug.
+        if not isinstance(self.category, str) or not _SLUG.fullmatch(self.category):
+            raise ValueError(
+                f"rejection category must be a slug matching [a-z0-9_]+, got {self.category!r}"
+            )
+        if not isinstance(self.reason, str) or not self.reason.strip():
+            raise ValueError("rejection reason must be a non-empty string")
+
+
+class IncomingFile:
+    """One landed object, described for validators.
+
+    Build it with :meth:`scan`, which reads the object exactly once. Validators read the
+    attributes below; those that need every byte call :meth:`open`.
+
+    Attributes:
+        key: The object's key in its store (``to_process/sales_1.csv``).
+        name: The key's last segment (``sales_1.csv``).
+        extension: The name's extension, lower-case, with the dot (``.csv``; ``""`` if none).
+        size: Size in bytes.
+        checksum: Hex SHA-256 of the bytes (how duplicates are recognised).
+        utf8_error: ``None`` if the bytes are valid UTF-8 (a leading byte-order mark is fine),
+            else where and why decoding failed (``"byte 0xe9 at offset 12: invalid
+            continuation byte"``).
+        has_nul: Whether a NUL byte occurs anywhere (binary data, or UTF-16/32 text).
+        head: The first 64 KiB of the object (all of it when smaller).
+        settings: The run's :class:`~sales_etl.settings.Settings`.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        key: str,
+        size: int,
+        checksum: str,
+        utf8_error: str | None,
+        has_nul: bool,
+        head: bytes,
+        settings: Settings | None = None,
+    ) -> None:
+        if settings is None:
+            settings = Settings()
+        self._store = store
+        self.key = key
+        self.name = posixpath.basename(key)
+        self.extension = posixpath.splitext(self.name)[1].lower()
+        self.size = size
+        self.checksum = checksum
+        self.utf8_error = utf8_error
+        self.has_nul = has_nul
+        self.head = head
+        self.settings = settings
+        self._header: list[str] | None = None
+        self._header_error: str | None = None
+
+    @classmethod
+    def scan(cls, store: ObjectStore, key: str, settings: Settings | None = None) -> IncomingFile:
+        """Stream ``key`` from ``store`` once and describe it.
+
+        Args:
+            store: The object store holding the file (the landing zone).
+            key: The object's key, e.g. ``to_process/sales_1.csv``.
+            settings: The run's settings; defaults to ``Settings()``.
+
+        Returns:
+            The file's description: size, SHA-256, UTF-8 validity, NUL bytes and its head.
+
+        Raises:
+            sales_etl.storage.StorageError: The object cannot be read.
+        """
+        digest = hashlib.sha256()
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        head = bytearray()
+        size = 0
+        utf8_error: str | None = None
+        has_nul = False
+        with store.open(key) as stream:
+            while chunk := stream.read(CHUNK_BYTES):
+                digest.update(chunk)
+                if len(head) < HEAD_BYTES:
+                    head += chunk[: HEAD_BYTES - len(head)]
+                has_nul = has_nul or b"\x00" in chunk
+                if utf8_error is None:
+                    utf8_error = _decode_step(decoder, chunk, offset=size, final=False)
+                size += len(chunk)
+        if utf8_error is None:  # a multi-byte sequence cut off by the end of the file
+            utf8_error = _decode_step(decoder, b"", offset=size, final=True)
+        return cls(
+            store=store,
+            key=key,
+            size=size,
+            checksum=digest.hexdigest(),
+            utf8_error=utf8_error,
+            has_nul=has_nul,
+            head=bytes(head),
+            settings=settings,
+        )
+
+    @property
+    def header(self) -> list[str]:
+        """The file's first CSV record: its column names, exactly as written.
+
+        Parsed with :mod:`csv` (RFC 4180: ``"`` quotes, doubled quotes, commas and line breaks
+        inside quoted names); a leading UTF-8 byte-order mark is dropped and CRLF line ends are
+        fine. Names are not trimmed or case-folded. A header longer than the 64 KiB head is
+        read from the store.
+
+        Raises:
+            ValueError: The file is not UTF-8 text, is empty, its first line is blank, the
+                first record is malformed or longer than 1 MiB.
+        """
+        if self._header is None:
+            if self._header_error is not None:  # do not re-read a long header to fail again
+                raise ValueError(self._header_error)
+            try:
+                self._header = self._read_header()
+            except ValueError as exc:
+                self._header_error = str(exc)
+                raise
+        return list(self._header)
+
+    def open(self) -> BinaryIO:
+        """A fresh binary stream of the whole object, from the store (close it after use)."""
+        return self._store.open(self.key)
+
+    def __repr__(self) -> str:
+        return (
+            f"IncomingFile(key={self.key!r}, size={self.size}, checksum={self.checksum[:12]}..., "
+            f"utf8_error={self.utf8_error!r}, has_nul={self.has_nul})"
+        )
+
+    def _read_header(self) -> list[str]:
+        if self.utf8_error is not None:
+            raise ValueError(f"not UTF-8 text ({self.utf8_error}): no CSV header can be read")
+        if self.has_nul:
+            raise ValueError("contains NUL bytes (binary data): no CSV header can be read")
+        if self.size == 0:
+            raise ValueError("empty file (0 bytes): no header record")
+        whole = len(self.head) >= self.size
+        # final=False drops a multi-byte character cut in two by the 64 KiB boundary.
+        text = codecs.getincrementaldecoder("utf-8")().decode(self.head, final=whole)
+        record = _first_record(io.StringIO(text, newline="").readline, whole_file=whole)
+        if record is None:  # the head ends inside the first record: read on from the store
+            with self.open() as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text_io:
+                try:
+                    record = _first_record(text_io.readline, whole_file=True)
+                except UnicodeDecodeError as exc:  # the object changed since the scan
+                    raise ValueError(f"not UTF-8 text: {exc.reason}") from None
+        if record is None:
+            raise ValueError("no header record")
+        if not record:
+            raise ValueError("the first line is blank: no header record")
+        return record
+
+
+def _decode_step(
+    decoder: codecs.IncrementalDecoder, chunk: bytes, *, offset: int, final: bool
+) -> str | None:
+    """Feed ``chunk`` (starting at byte ``offset``) to ``decoder``; describe the first error."""
+    pending = len(decoder.getstate()[0])  # bytes of an unfinished character from earlier chunks
+    try:
+        decoder.decode(chunk, final)
+    except UnicodeDecodeError as exc:
+        position = offset - pending + exc.start
+        return f"byte 0x{exc.object[exc.start]:02x} at offset {position}: {exc.reason}"
+    return None
+
+
+class _LineCounter:
+    """Physical lines for :func:`csv.reader`, with a size cap and an 'ended cleanly' flag."""
+
+    def __init__(self, readline: Callable[[int], str]) -> None:
+        self._readline = readline
+        self.chars = 0
+        self.last_line_ended = True
+
+    def __iter__(self) -> Iterator[str]:
+        first = True
+        while line := self._next_line():
+            if first:
+                line = line.removeprefix(_BOM)
+                first = False
+            yield line
+
+    def _next_line(self) -> str:
+        parts: list[str] = []
+        while True:
+            part = self._readline(MAX_HEADER_CHARS - self.chars + 1)
+            self.chars += len(part)
+            if self.chars > MAX_HEADER_CHARS:
+                raise ValueError(
+                    f"header record longer than {MAX_HEADER_CHARS // 1024} KiB: refusing to read on"
+                )
+            parts.append(part)
+            if not part or part.endswith(("\n", "\r")):
+                break
+        line = "".join(parts)
+        self.last_line_ended = line.endswith(("\n", "\r"))
+        return line
+
+
+def _first_record(readline: Callable[[int], str], *, whole_file: bool) -> list[str] | None:
+    """Parse the first CSV record from ``readline``.
+
+    Returns ``None`` when the text ran out before the record could be known complete and
+    ``whole_file`` is false (the caller then reads from the store), or when there is no record.
+    """
+    lines = _LineCounter(readline)
+    try:
+        record = next(csv.reader(lines, strict=True), None)
+    except csv.Error as exc:
+        if not whole_file:  # perhaps only cut off by the end of the head
+            return None
+        raise ValueError(f"malformed CSV header: {exc}") from None
+    if not whole_file and not lines.last_line_ended:
+        return None
+    return record
