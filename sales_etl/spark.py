@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sales_etl.settings import Settings
 
 _session: SparkSession | None = None
+_owned = False  # stop only a session this module created (not one a notebook or test made)
 
 
 def _log4j_config() -> str:
@@ -25,15 +26,19 @@ def _log4j_config() -> str:
 
 def start_spark(settings: Settings, app_name: str = "sales-etl") -> SparkSession:
     """Create (or return) the run's SparkSession, configured from ``settings``."""
-    global _session
+    global _session, _owned
     if _session is not None:
         return _session
     # pandera.pyspark pins SPARK_LOCAL_IP to 127.0.0.1 on import (pandera #2344); decide it
     # here, before anything imports pandera, so cluster runs are not broken by it.
     if settings.spark_master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
+    if SparkContext._active_spark_context is not None:  # someone else's session: borrow it
+        _session, _owned = SparkSession.builder.getOrCreate(), False
+        return _session
     log4j = _log4j_config()
     java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dfile.encoding=UTF-8"
     builder = (
@@ -47,6 +52,7 @@ def start_spark(settings: Settings, app_name: str = "sales-etl") -> SparkSession
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.sql.autoBroadcastJoinThreshold", str(64 * 1024 * 1024))
         .config("spark.sql.parquet.compression.codec", "snappy")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -58,7 +64,7 @@ def start_spark(settings: Settings, app_name: str = "sales-etl") -> SparkSession
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
         .config("spark.hadoop.parquet.summary.metadata.level", "NONE")
     )
-    _session = builder.getOrCreate()
+    _session, _owned = builder.getOrCreate(), True
     _session.sparkContext.setLogLevel("ERROR")
     return _session
 
@@ -71,8 +77,8 @@ def active_spark() -> SparkSession:
 
 
 def stop_spark() -> None:
-    """Stop the run's session (the flow calls this in ``finally``)."""
-    global _session
-    if _session is not None:
+    """Stop the run's session (the flow calls this in ``finally``) if this module made it."""
+    global _session, _owned
+    if _session is not None and _owned:
         _session.stop()
-        _session = None
+    _session, _owned = None, False

@@ -1,0 +1,58 @@
+"""Shared fixtures: one SparkSession for the whole test session, a Prefect test API, and
+small landing/marts/SQLite environments built from hand-written dimension rows."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Keep retry back-off short in tests; the retry behaviour itself is tested explicitly.
+os.environ.setdefault("SALES_ETL_RETRY_DELAY_SECONDS", "0.2")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The session's SparkSession, made by the product's own builder (local[2])."""
+    from sales_etl import spark as spark_module
+    from sales_etl.settings import Settings
+
+    session = spark_module.start_spark(
+        Settings(spark_master="local[2]", spark_shuffle_partitions=2, spark_driver_memory="2g")
+    )
+    # The flow must not stop this shared session between tests: hand ownership to the fixture.
+    spark_module._owned = False
+    spark_module._session = None
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A temporary Prefect API (SQLite) for flows run inside the test process."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    """Landing folder, marts folder and SQLite URL under ``tmp_path`` (not yet populated)."""
+    from sales_etl.settings import Settings
+
+    landing, marts = tmp_path / "landing", tmp_path / "marts"
+    (landing / "to_process").mkdir(parents=True)
+    marts.mkdir()
+    return Settings(
+        landing=str(landing),
+        marts=str(marts),
+        database_url=f"sqlite:///{tmp_path / 'etl.db'}",
+        spark_master="local[2]",
+        spark_shuffle_partitions=2,
+        spark_driver_memory="2g",
+    )
