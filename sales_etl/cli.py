@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -109,9 +110,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
         bad_files=args.bad_files,
     )
     print(f"dimensions: {result['dimensions_dir']}")
-    print(f"sales files: {result['sales_dir']} ({len(result['sales_files'])} files, {result['counts']['rows']} rows)")
+    print(
+        f"sales files: {result['sales_dir']} ({len(result['sales_files'])} files, {result['counts']['rows']} rows)"
+    )
     if result["bad_files"]:
         print(f"bad files: {', '.join(Path(p).name for p in result['bad_files'])}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List the validator plugins a run would load: name, order, where from, hooks."""
+    from sales_etl.validators.listing import format_plugin_report, plugin_report
+    from sales_etl.validators.manager import describe_exception, get_plugin_manager
+
+    settings = Settings().with_overrides(
+        plugins_dir=args.plugins_dir, disable_plugins=args.disable_plugins
+    )
+    try:
+        pm = get_plugin_manager(settings)
+    except Exception as exc:  # a broken plugin: say which, without a traceback
+        print(f"sales-etl plugins: cannot load the validator plugins: {describe_exception(exc)}", file=sys.stderr)
+        return 1
+    report = plugin_report(pm, settings)
+    print(json.dumps(report, indent=2) if args.json else format_plugin_report(report))
     return 0
 
 
@@ -125,7 +146,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if settings.landing.startswith("s3://"):
-        print("demo copies sample files into a local landing folder; use a local --landing", file=sys.stderr)
+        print(
+            "demo copies sample files into a local landing folder; use a local --landing",
+            file=sys.stderr,
+        )
         return 2
     landing = Path(settings.landing).resolve()
     samples = landing.parent / "samples"
@@ -156,7 +180,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print()
     print(f"marts:    {settings.marts}")
-    print(f"database: {redact_url(settings.database_url)} (customer_monthly_purchase, sales_team_incentive)")
+    print(
+        f"database: {redact_url(settings.database_url)} (customer_monthly_purchase, sales_team_incentive)"
+    )
     print(f"archive:  {landing / 'processed'}   rejects: {landing / 'error_files'}")
     return 0
 
@@ -188,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(func=cmd_run)
 
+    plugins = sub.add_parser("plugins", help="list the validator plugins a run would load")
+    plugins.add_argument("--plugins-dir", help="folder of plugin .py files (env SALES_ETL_PLUGINS_DIR)")
+    plugins.add_argument("--disable-plugins", help="comma-separated plugin names (env SALES_ETL_DISABLE_PLUGINS)")
+    plugins.add_argument("--json", action="store_true", help="print the report as JSON")
+    plugins.set_defaults(func=cmd_plugins)
+
     gen = sub.add_parser("generate", help="synthetic dimension CSVs and sales files")
     gen.add_argument("--out", default="./data/generated")
     gen.add_argument("--rows", type=int, default=10_000)
@@ -207,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sales-etl`` console script."""
+    # The temporary Prefect server's telemetry write races its own SQLite file at start-up.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -8,6 +8,7 @@ therefore be removed from the marts exactly (:func:`rollback_batch`), and one th
 from __future__ import annotations
 
 import posixpath
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ from sales_etl.layout import (
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
+
+_HADOOP_PLAIN = re.compile(r"[A-Za-z0-9._/ -]+")
 
 CSV_OPTIONS = {
     "header": "true",  # the header line is skipped; names come from our own schema
@@ -95,8 +98,34 @@ def read_accepted_files(
     return result
 
 
+def hadoop_safe_inputs(
+    store: ObjectStore, batch_id: str, files: Sequence[tuple[str, Sequence[str]]]
+) -> tuple[list[tuple[str, Sequence[str]]], dict[str, str]]:
+    """Give files whose names Hadoop may misread a scratch alias to read from.
+
+    Hadoop's ``Path`` takes ``a:b.csv`` for a URI scheme and fails, and ``%``, ``#`` or glob
+    characters are easy to get wrong; any key outside a plain character set is copied
+    (server-side) under a plain name in the batch's scratch folder and read from there. Returns
+    the files to read and the alias -> original key map (originals are archived as usual).
+    """
+    readable: list[tuple[str, Sequence[str]]] = []
+    aliases: dict[str, str] = {}
+    for key, header in files:
+        if not _HADOOP_PLAIN.fullmatch(key):
+            alias = incoming_prefix(batch_id, f"aliases/{len(aliases):06d}.csv")
+            store.copy(key, alias)
+            aliases[alias] = key
+            key = alias
+        readable.append((key, header))
+    return readable, aliases
+
+
 def _collect_stats(
-    spark: SparkSession, classified: DataFrame, store: ObjectStore, keys: set[str]
+    spark: SparkSession,
+    classified: DataFrame,
+    store: ObjectStore,
+    keys: set[str],
+    aliases: dict[str, str],
 ) -> tuple[BatchStats, DataFrame]:
     """Row counts per file/reason/month, and the Spark-path -> key mapping frame."""
     stats = BatchStats(per_file={k: {"total": 0, "loaded": 0, "quarantined": 0} for k in keys})
@@ -105,6 +134,7 @@ def _collect_stats(
     reasons: dict[str, int] = defaultdict(int)
     for row in row_outcomes(classified).collect():
         key = path_to_key.get(row.file_path) or store.key_from_spark_path(row.file_path)
+        key = aliases.get(key, key)  # type: ignore[arg-type]
         if key not in keys:
             raise RuntimeError(f"Spark read a file that was not accepted: {row.file_path}")
         path_to_key[row.file_path] = key
@@ -145,12 +175,13 @@ def build_batch_marts(
         dims = read_dimensions(spark, engine)
     finally:
         engine.dispose()
-    raw = read_accepted_files(spark, landing, files)
+    readable, aliases = hadoop_safe_inputs(landing, batch_id, files)
+    raw = read_accepted_files(spark, landing, readable)
     classified_key = incoming_prefix(batch_id, CLASSIFIED)
     # The one scan of the CSV bytes: everything after this reads the classified Parquet.
     _write(classify_sales(raw, dims, batch_id), marts, classified_key, ())
     classified = spark.read.parquet(marts.spark_path(classified_key))
-    stats, mapping = _collect_stats(spark, classified, landing, {k for k, _ in files})
+    stats, mapping = _collect_stats(spark, classified, landing, {k for k, _ in files}, aliases)
     classified = with_source_file(classified, mapping)
 
     sales_team_rows = sales_team_mart(classified)

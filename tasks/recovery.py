@@ -21,6 +21,7 @@ from sqlalchemy import Engine, update
 from sales_etl.clock import utc_now
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import ACTIVE, FAILED, REJECTED, RUN_STARTED, staging_files
+from sales_etl.layout import incoming_prefix
 from sales_etl.settings import Settings
 from sales_etl.storage import ObjectStore, open_store
 
@@ -34,6 +35,7 @@ def abandon_run(
     yet touched are marked FAILED too and will be judged again by the next run.
     """
     deleted = rollback_batch(marts, batch_id)
+    landing.delete_prefix(incoming_prefix(batch_id))  # Hadoop-safe aliases of the batch
     now = utc_now()
     for row in staged_files(engine, run_id, REJECTED):
         if landing.exists(row.target_location) or not landing.exists(row.file_location):
@@ -81,6 +83,7 @@ def recover(settings: Settings) -> list[dict[str, Any]]:
                 moved += move_staged(landing, staged_files(engine, run.run_id, REJECTED))
                 complete_run(engine, run.run_id, {"recovered_by_next_run": True})
                 drop_scratch(marts, run.batch_id)
+                landing.delete_prefix(incoming_prefix(run.batch_id))
                 actions.append(
                     {
                         "run_id": run.run_id,

@@ -12,6 +12,7 @@ from sales_etl.tasks.retry import retry_options
 
 from sales_etl.db.engine import make_engine
 from sales_etl.faults import crash_point
+from sales_etl.layout import incoming_prefix
 from sales_etl.settings import Settings
 from sales_etl.storage import open_store
 
@@ -47,3 +48,4 @@ def finish_run(settings: Settings, run_id: str, batch_id: str, summary: dict[str
     finally:
         engine.dispose()
     drop_scratch(open_store(settings.marts), batch_id)
+    open_store(settings.landing).delete_prefix(incoming_prefix(batch_id))  # Hadoop-safe aliases
