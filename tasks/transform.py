@@ -109,30 +109,41 @@ class Dimensions:
     sales_team: DataFrame
 
 
+def _raw_field(position: int) -> str:
+    """Spark-side name of the file's column at ``position`` (0-based)."""
+    return f"_c{position}"
+
+
 def raw_sales_schema(header: Sequence[str]) -> T.StructType:
-    """All-string schema in the file's own header order, plus Spark's corrupt-record column."""
-    fields = [T.StructField(name, T.StringType(), True) for name in header]
+    """All-string schema, one positional field per header column, plus the corrupt-record column.
+
+    The CSV reader applies it by position (``enforceSchema``), so the file's own column names
+    never reach Spark's analyser: a name like ``_corrupt_record``, ``_metadata`` or one with a
+    backtick cannot clash or break parsing. :func:`normalise_raw_columns` restores the names.
+    """
+    fields = [T.StructField(_raw_field(i), T.StringType(), True) for i in range(len(header))]
     fields.append(T.StructField(CORRUPT_COLUMN, T.StringType(), True))
     return T.StructType(fields)
 
 
 def normalise_raw_columns(df: DataFrame, header: Sequence[str]) -> DataFrame:
-    """Project one header group to the common raw shape.
+    """Project one header group (read with :func:`raw_sales_schema`) to the common raw shape.
 
     Output: the mandatory columns (strings), ``additional_column`` (JSON object of the extra
     columns in header order, null when the file has none), ``raw_record`` (the line Spark could
     not split, else null) and ``file_path`` (Spark's path of the source file).
     """
-    extras = [name for name in header if name not in MANDATORY_COLUMNS]
+    position = {name: i for i, name in enumerate(header)}
+    extras = [(i, name) for i, name in enumerate(header) if name not in MANDATORY_COLUMNS]
     if extras:
         additional = F.to_json(
-            F.struct(*[F.col(f"`{name}`").alias(name) for name in extras]),
+            F.struct(*[F.col(_raw_field(i)).alias(name) for i, name in extras]),
             {"ignoreNullFields": "false"},
         )
     else:
         additional = F.lit(None).cast(T.StringType())
     return df.select(
-        *[F.col(f"`{name}`") for name in MANDATORY_COLUMNS],
+        *[F.col(_raw_field(position[name])).alias(name) for name in MANDATORY_COLUMNS],
         additional.alias("additional_column"),
         F.col(CORRUPT_COLUMN).alias("raw_record"),
         F.col("_metadata.file_path").alias("file_path"),
