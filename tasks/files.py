@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sales_etl.tasks.journal import StagedFile, completed_checksums, staged_files, start_run
-from sales_etl.tasks.retry import retry_options
-from sales_etl.validators.manager import get_plugin_manager, validate_file
-from sales_etl.validators.model import DUPLICATE, UNKNOWN, IncomingFile
+from sqlalchemy import Engine
 
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import ACTIVE, REJECTED
@@ -18,6 +16,10 @@ from sales_etl.faults import crash_point
 from sales_etl.layout import TO_PROCESS, error_key, processed_key
 from sales_etl.settings import Settings
 from sales_etl.storage import ObjectInfo, ObjectStore, StorageError, open_store, safe_key
+from sales_etl.tasks.journal import StagedFile, completed_checksums, staged_files, start_run
+from sales_etl.tasks.retry import retry_options
+from sales_etl.validators.manager import get_plugin_manager, validate_file
+from sales_etl.validators.model import DUPLICATE, UNKNOWN, IncomingFile
 
 BATCH = "{batch}"  # placeholder for the batch id, filled in when the run is opened
 
@@ -67,10 +69,13 @@ class FilePlan:
 def incoming_files(store: ObjectStore) -> list[ObjectInfo]:
     """Every object under ``to_process/`` (all pages), skipping keys that could escape the root."""
     found = []
+    logger = logging.getLogger(__name__)
     for obj in store.list(TO_PROCESS + "/"):
         try:
             safe_key(obj.key)
         except StorageError:
+            # Cannot be addressed safely (e.g. an S3 key with "../" or "//"): leave it alone, loudly.
+            logger.warning("ignoring object with an unsafe key: %r", obj.key)
             continue
         if obj.key.rsplit("/", 1)[-1].startswith("."):  # editor swap files, partial uploads
             continue
@@ -87,7 +92,7 @@ def list_incoming_files(settings: Settings) -> list[str]:
 
 
 def plan_files(
-    store: ObjectStore, keys: Sequence[str], settings: Settings, engine
+    store: ObjectStore, keys: Sequence[str], settings: Settings, engine: Engine
 ) -> list[FilePlan]:
     """Validate every file through the plugin manager and spot duplicates."""
     pm = get_plugin_manager(settings)

@@ -17,20 +17,6 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pyspark.sql import DataFrame, SparkSession
-from sales_etl.tasks.dimensions import read_dimensions
-from sales_etl.tasks.retry import retry_options
-from sales_etl.tasks.transform import (
-    CORRUPT_COLUMN,
-    classify_sales,
-    customer_mart,
-    normalise_raw_columns,
-    quarantine_rows,
-    raw_sales_schema,
-    row_outcomes,
-    sales_team_mart,
-    with_source_file,
-)
-from sales_etl.validators.schemas import validate_mart_frame
 
 from sales_etl.db.engine import make_engine
 from sales_etl.faults import crash_point
@@ -48,6 +34,20 @@ from sales_etl.layout import (
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
+from sales_etl.tasks.dimensions import read_dimensions
+from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.transform import (
+    CORRUPT_COLUMN,
+    classify_sales,
+    customer_mart,
+    normalise_raw_columns,
+    quarantine_rows,
+    raw_sales_schema,
+    row_outcomes,
+    sales_team_mart,
+    with_source_file,
+)
+from sales_etl.validators.schemas import validate_mart_frame
 
 _HADOOP_PLAIN = re.compile(r"[A-Za-z0-9._/ -]+")
 

@@ -12,10 +12,6 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sales_etl.tasks.files import move_staged
-from sales_etl.tasks.journal import complete_run, fail_run, interrupted_runs, staged_files
-from sales_etl.tasks.marts import drop_scratch, rollback_batch
-from sales_etl.tasks.retry import retry_options
 from sqlalchemy import Engine, update
 
 from sales_etl.clock import utc_now
@@ -24,6 +20,10 @@ from sales_etl.db.schema import ACTIVE, FAILED, REJECTED, RUN_STARTED, staging_f
 from sales_etl.layout import incoming_prefix
 from sales_etl.settings import Settings
 from sales_etl.storage import ObjectStore, open_store
+from sales_etl.tasks.files import move_staged
+from sales_etl.tasks.journal import complete_run, fail_run, interrupted_runs, staged_files
+from sales_etl.tasks.marts import drop_scratch, rollback_batch
+from sales_etl.tasks.retry import retry_options
 
 
 def abandon_run(

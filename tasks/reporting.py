@@ -14,11 +14,6 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pyspark.sql import DataFrame, SparkSession
-from sales_etl.tasks.dimensions import read_dimensions
-from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
-from sales_etl.tasks.journal import mark_loaded
-from sales_etl.tasks.retry import retry_options
-from sales_etl.tasks.transform import customer_month_totals, sales_person_store_month_totals
 from sqlalchemy import Connection, and_, delete, insert, or_
 
 from sales_etl.db.engine import make_engine
@@ -28,6 +23,11 @@ from sales_etl.layout import CUSTOMER_MART, SALES_TEAM_MART
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
+from sales_etl.tasks.dimensions import read_dimensions
+from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
+from sales_etl.tasks.journal import mark_loaded
+from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.transform import customer_month_totals, sales_person_store_month_totals
 
 INSERT_CHUNK = 5000
 

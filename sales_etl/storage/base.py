@@ -35,7 +35,7 @@ def safe_key(key: str) -> str:
     ``../x.csv``, absolute paths and empty segments are rejected, so a hostile object
     name can never make the pipeline read or write outside its landing zone.
     """
-    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+    if not key or key.startswith("/") or "\x00" in key:
         raise StorageError(f"unsafe object key: {key!r}")
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):
