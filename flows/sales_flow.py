@@ -12,6 +12,15 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from sqlalchemy import Engine
+
+from sales_etl.artifacts import publish_failure_artifacts, publish_run_artifacts
+from sales_etl.db.engine import init_db, make_engine
+from sales_etl.db.schema import RUN_LOADED
+from sales_etl.settings import Settings
+from sales_etl.spark import start_spark, stop_spark
+from sales_etl.storage import open_store
+from sales_etl.summary import build_summary
 from sales_etl.tasks.files import (
     archive_accepted_files,
     list_incoming_files,
@@ -23,13 +32,6 @@ from sales_etl.tasks.marts import build_marts, publish_marts
 from sales_etl.tasks.recovery import abandon_run, recover_interrupted_runs
 from sales_etl.tasks.reporting import load_reporting_tables
 from sales_etl.tasks.staging import commit_empty_batch, finish_run, record_file_rows
-
-from sales_etl.db.engine import init_db, make_engine
-from sales_etl.db.schema import RUN_LOADED
-from sales_etl.settings import Settings
-from sales_etl.spark import start_spark, stop_spark
-from sales_etl.storage import open_store
-from sales_etl.summary import build_summary
 
 
 @flow(name="sales-etl", log_prints=False)
@@ -58,12 +60,13 @@ def sales_etl_flow(
     init_db(engine)
     acquire_lock(engine, run_id, settings.lock_ttl_seconds)
     batch_id: str | None = None
+    plans: list[dict[str, Any]] = []
     try:
         recovered = recover_interrupted_runs(settings)
         keys = list_incoming_files(settings)
         if not keys:
             logger.info("nothing to do")
-            return build_summary(
+            summary = build_summary(
                 run_id=run_id,
                 batch_id=None,
                 plans=[],
@@ -71,6 +74,8 @@ def sales_etl_flow(
                 reporting=None,
                 recovered=recovered,
             )
+            publish_run_artifacts(summary, settings)  # the run's report in the UI
+            return summary
         opened = validate_incoming_files(settings, run_id, _flow_run_id(), keys)
         batch_id, plans = opened["batch_id"], opened["plans"]
         route_rejected_files(settings, run_id)
@@ -98,22 +103,43 @@ def sales_etl_flow(
             recovered=recovered,
         )
         finish_run(settings, run_id, batch_id, summary)
+        publish_run_artifacts(summary, settings)  # the run's report in the UI
         return summary
     except BaseException as exc:
-        if batch_id is not None and run_status(engine, run_id) != RUN_LOADED:
-            # Not committed: undo now so files stay in to_process/ and a retry starts clean.
-            abandon_run(
-                engine,
-                open_store(settings.landing),
-                open_store(settings.marts),
-                run_id,
-                batch_id,
-                f"{type(exc).__name__}: {str(exc)[:1000]}",
-            )
+        if batch_id is not None:
+            _undo_uncommitted(settings, engine, run_id, batch_id, exc)
+        if isinstance(exc, Exception):  # not on cancellation / interpreter exit
+            publish_failure_artifacts(settings, exc, batch_id=batch_id, plans=plans)
         raise
     finally:
         release_lock(engine, run_id)
         engine.dispose()
+
+
+def _undo_uncommitted(
+    settings: Settings, engine: Engine, run_id: str, batch_id: str, exc: BaseException
+) -> None:
+    """After a failure: roll back a run whose load did not commit, so a retry starts clean.
+
+    If this cleanup fails too (the database is still down), the next run's recovery does it.
+    """
+    try:
+        if run_status(engine, run_id) == RUN_LOADED:
+            return  # committed: the next run only finishes the archive moves
+        abandon_run(
+            engine,
+            open_store(settings.landing),
+            open_store(settings.marts),
+            run_id,
+            batch_id,
+            f"{type(exc).__name__}: {str(exc)[:1000]}",
+        )
+    except Exception as cleanup_error:
+        get_run_logger().error(
+            "could not roll back batch %s now (%s); the next run will",
+            batch_id,
+            type(cleanup_error).__name__,
+        )
 
 
 def _flow_run_id() -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 from prefect.tasks import exponential_backoff
 
 TRANSIENT_NAMES = {
-    # SQLAlchemy / DB-API
+    # SQLAlchemy / DB-API (an OperationalError is checked further by _operational_is_transient)
     "OperationalError",
     "InterfaceError",
     "DisconnectionError",
@@ -31,13 +31,41 @@ TRANSIENT_NAMES = {
 }
 
 
+#: MySQL/MariaDB error codes of an ``OperationalError`` worth retrying: too many connections,
+#: server shutting down, lock wait timeout, deadlock, cannot connect, server gone, lost connection.
+MYSQL_TRANSIENT_CODES = frozenset({1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055})
+#: SQLite ``OperationalError`` messages of a passing condition (the file is busy or unreachable).
+SQLITE_TRANSIENT_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+)
+
+
+def _operational_is_transient(exc: BaseException) -> bool:
+    """An ``OperationalError`` is also raised for permanent faults (a wrong password, a missing
+    table): retry only the codes and messages of a passing outage. Unknown drivers: retry."""
+    dbapi = getattr(exc, "orig", None) or exc  # SQLAlchemy keeps the driver's error in .orig
+    if type(dbapi).__module__.startswith("sqlite3"):
+        return str(dbapi).lower().startswith(SQLITE_TRANSIENT_MESSAGES)
+    args = getattr(dbapi, "args", ())
+    if args and isinstance(args[0], int):  # PyMySQL / mysqlclient: (code, message)
+        return args[0] in MYSQL_TRANSIENT_CODES
+    return True
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` (or an exception it wraps) looks like a passing outage."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if type(current).__name__ in TRANSIENT_NAMES:
+        name = type(current).__name__
+        if name == "OperationalError":
+            if _operational_is_transient(current):
+                return True
+        elif name in TRANSIENT_NAMES:
             return True
         response = getattr(current, "response", None)
         if isinstance(response, dict):  # botocore ClientError

@@ -1,0 +1,368 @@
+"""Prefect artifacts of one run: the report an operator reads in the UI after the nightly run.
+
+Every run publishes, attached to its flow run, under stable keys (the UI's Artifacts page keeps
+one history per key):
+
+``sales-etl-summary``         markdown: outcome, batch, files, rows, months, top performers,
+                              settings; on failure the error and what happened to the files
+``sales-etl-files``           table: every file seen, its outcome and reason, rows per file
+``sales-etl-rows``            table: rows loaded, and rows quarantined by reason
+``sales-etl-months``          table: the months recomputed, with their top performers
+``sales-etl-top-performers``  table: top performers and their incentives, per month
+
+A failed run publishes the summary and the files table (what it had decided before failing).
+Nothing secret goes in: the database URL is shown with its password masked and error text is
+scrubbed of credentials (URL passwords, the AWS secret key and session token, the database
+password). Publishing never changes a run's outcome: a failure to publish is only logged.
+
+The builders are pure functions over the run summary (:func:`sales_etl.summary.build_summary`),
+so they are tested without Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sales_etl.secrets import redact_url
+from sales_etl.settings import Settings
+
+SUMMARY_KEY = "sales-etl-summary"
+FILES_KEY = "sales-etl-files"
+ROWS_KEY = "sales-etl-rows"
+MONTHS_KEY = "sales-etl-months"
+TOP_PERFORMERS_KEY = "sales-etl-top-performers"
+ARTIFACT_KEYS = (SUMMARY_KEY, FILES_KEY, ROWS_KEY, MONTHS_KEY, TOP_PERFORMERS_KEY)
+
+#: Environment variables whose values must never appear in an artifact.
+SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<pw>[^@\s/]+)@")
+MASK = "***"
+ERROR_CHARS = 1500
+
+
+# --- scrubbing -----------------------------------------------------------------------------------
+
+
+def _secret_values(settings: Settings | None) -> list[str]:
+    values = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
+    if settings is not None:
+        try:
+            from sqlalchemy.engine import make_url
+
+            values.append(make_url(settings.database_url).password or "")
+        except Exception:  # not a SQLAlchemy URL: the URL pattern below still masks it
+            pass
+    # Longest first so a secret containing another is masked whole; ignore trivial values.
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+def scrub(text: str, settings: Settings | None = None) -> str:
+    """``text`` with URL passwords and known secret values replaced by ``***``."""
+    for value in _secret_values(settings):
+        text = text.replace(value, MASK)
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
+
+
+# --- formatting helpers --------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    """A value as table text: money as plain decimal text, None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    return str(value)
+
+
+def _md(text: Any) -> str:
+    """Text safe inside a markdown table cell or list item (no table breaks, no markup)."""
+    value = _cell(text).replace("\r", " ").replace("\n", " ")
+    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", value)
+
+
+def _code(text: Any) -> str:
+    """Text as an inline code span (backslash escapes do not work inside one)."""
+    return "`" + _cell(text).replace("`", "'").replace("\n", " ") + "`"
+
+
+def _month(row: Mapping[str, Any]) -> str:
+    return f"{int(row['year']):04d}-{int(row['month']):02d}"
+
+
+def _name(row: Mapping[str, Any]) -> str:
+    return " ".join(str(p) for p in (row.get("first_name"), row.get("last_name")) if p)
+
+
+def _counts(items: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in items.items())
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+
+def files_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per file seen: where it went, why, and its row counts (accepted files)."""
+    return [
+        {
+            "file": f["file"],
+            "outcome": f["outcome"],
+            "reason": f.get("reason") or "",
+            "plugin": f.get("plugin") or "",
+            "rows_total": f.get("rows_total", ""),
+            "rows_loaded": f.get("rows_loaded", ""),
+            "rows_quarantined": f.get("rows_quarantined", ""),
+        }
+        for f in summary.get("files", [])
+    ]
+
+
+def rows_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows loaded, then rows quarantined per reason (most frequent first)."""
+    rows: list[dict[str, Any]] = [
+        {"outcome": "loaded", "reason": "", "rows": int(summary.get("rows_loaded", 0))}
+    ]
+    for reason, count in summary.get("quarantine_reasons", {}).items():
+        rows.append({"outcome": "quarantined", "reason": reason, "rows": int(count)})
+    return rows
+
+
+def top_performers_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The top performer(s) of every month recomputed, with sales and incentive."""
+    return [
+        {
+            "month": _month(t),
+            "sales_person_id": t["sales_person_id"],
+            "name": _name(t),
+            "total_sales": _cell(t["total_sales"]),
+            "incentive": _cell(t["incentive"]),
+        }
+        for t in sorted(
+            summary.get("top_performers", []),
+            key=lambda t: (int(t["year"]), int(t["month"]), t["sales_person_id"]),
+        )
+    ]
+
+
+def months_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every month this run recomputed (over all data so far) and who tops it."""
+    by_month: dict[str, list[Mapping[str, Any]]] = {}
+    for top in summary.get("top_performers", []):
+        by_month.setdefault(_month(top), []).append(top)
+    rows = []
+    for month in summary.get("months_recomputed", []):
+        tops = sorted(by_month.get(month, []), key=lambda t: t["sales_person_id"])
+        rows.append(
+            {
+                "month": month,
+                "top_performers": ", ".join(f"#{t['sales_person_id']} {_name(t)}" for t in tops),
+                "top_sales": _cell(
+                    max((Decimal(str(t["total_sales"])) for t in tops), default=None)
+                ),
+                "incentives_paid": _cell(
+                    sum((Decimal(str(t["incentive"])) for t in tops), Decimal("0.00"))
+                ),
+            }
+        )
+    return rows
+
+
+def _plan_files(plans: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The files table of a failed run, from the decisions it made before failing."""
+    return [
+        {
+            "file": p["key"],
+            "outcome": "accepted, not loaded (run failed)" if p["accepted"] else p["category"],
+            "reason": p.get("reason") or "",
+            "plugin": p.get("plugin") or "",
+            "rows_total": "",
+            "rows_loaded": "",
+            "rows_quarantined": "",
+        }
+        for p in plans
+    ]
+
+
+# --- markdown ------------------------------------------------------------------------------------
+
+
+def _settings_lines(settings: Settings) -> list[str]:
+    return [
+        "## Settings",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        f"| landing | {_md(scrub(settings.landing, settings))} |",
+        f"| marts | {_md(scrub(settings.marts, settings))} |",
+        f"| database | {_md(redact_url(settings.database_url))} |",
+        f"| Spark master | {_md(settings.spark_master)} |",
+        f"| incentive scope | {_md(settings.incentive_scope)} (rate {_md(settings.incentive_rate)}) |",
+    ]
+
+
+def summary_markdown(summary: Mapping[str, Any], settings: Settings) -> str:
+    """The report of a completed run."""
+    lines = ["# Sales ETL run: Completed", ""]
+    for action in summary.get("recovered_runs", []):
+        lines.append(
+            f"- Recovered an interrupted run first: batch {_md(action.get('batch_id'))} "
+            f"{_md(action.get('action'))}."
+        )
+    if summary.get("recovered_runs"):
+        lines.append("")
+    if not summary.get("files_total"):
+        lines += ["No files were waiting in `to_process/`: nothing to do.", ""]
+        return "\n".join([*lines, *_settings_lines(settings)]) + "\n"
+    by_outcome = dict(summary.get("files_by_outcome", {}))
+    accepted = by_outcome.pop("accepted", 0)
+    rejected = f" ({_md(_counts(by_outcome))})" if by_outcome else ""
+    months = summary.get("months_recomputed", [])
+    lines += [
+        "| | |",
+        "|---|---|",
+        f"| batch | {_code(summary.get('batch_id'))} (UTC) |",
+        f"| files | {summary['files_total']} seen: {accepted} accepted, "
+        f"{summary['files_rejected']} rejected{rejected} |",
+        f"| rows | {summary['rows_total']} read: {summary['rows_loaded']} loaded, "
+        f"{summary['rows_quarantined']} quarantined |",
+        f"| months recomputed | {_md(', '.join(months)) if months else 'none'} |",
+        "",
+    ]
+    rejected_files = [f for f in summary.get("files", []) if f["outcome"] != "accepted"]
+    if rejected_files:
+        lines += ["## Rejected files", ""]
+        lines += [
+            f"- {_md(f['file'])}: **{_md(f['outcome'])}** ({_md(f.get('reason'))})"
+            for f in rejected_files
+        ]
+        lines.append("")
+    if summary.get("quarantine_reasons"):
+        lines += ["## Quarantined rows by reason", "", "| reason | rows |", "|---|---:|"]
+        lines += [f"| {_md(r)} | {c} |" for r, c in summary["quarantine_reasons"].items()]
+        lines.append("")
+    tops = top_performers_table(summary)
+    if tops:
+        lines += [
+            "## Top performers",
+            "",
+            "| month | sales person | total sales | incentive |",
+            "|---|---|---:|---:|",
+        ]
+        lines += [
+            f"| {t['month']} | #{t['sales_person_id']} {_md(t['name'])} | {t['total_sales']} "
+            f"| {t['incentive']} |"
+            for t in tops
+        ]
+        lines.append("")
+    return "\n".join([*lines, *_settings_lines(settings)]) + "\n"
+
+
+def failure_markdown(
+    settings: Settings,
+    error: BaseException | str,
+    *,
+    batch_id: str | None,
+    plans: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """The report of a failed run: the error, and where its files are."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    text = scrub(text, settings)
+    if len(text) > ERROR_CHARS:
+        text = text[:ERROR_CHARS] + " ..."
+    accepted = sum(1 for p in plans if p.get("accepted"))
+    lines = [
+        "# Sales ETL run: Failed",
+        "",
+        "```",
+        text.replace("```", "'''"),
+        "```",
+        "",
+    ]
+    if batch_id is None:
+        lines.append("The run failed before it opened a batch: no file was touched.")
+    else:
+        lines += [
+            f"Batch {_code(batch_id)}: {len(plans)} file(s) seen, {accepted} accepted.",
+            "",
+            "- A batch whose load had not committed was rolled back: its accepted files stay in "
+            "`to_process/`, their `staging_files` rows are FAILED and nothing of it is in the "
+            "marts or the reporting tables.",
+            "- If the rollback could not run (the database was still unreachable), the next run "
+            "does it before anything else.",
+        ]
+    lines += [
+        "",
+        "Once the cause is fixed, retry this flow run (the Retry button on its page, or "
+        "`prefect flow-run retry <flow-run-id>`), or let the next scheduled run pick the files up.",
+        "",
+        *_settings_lines(settings),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- publishing ----------------------------------------------------------------------------------
+
+
+def _logger():
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # outside a run (unit tests, scripts)
+        import logging
+
+        return logging.getLogger("sales_etl.artifacts")
+
+
+def _publish(markdown: str, tables: Mapping[str, tuple[list[dict[str, Any]], str]]) -> list[str]:
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    published = []
+    create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="Sales ETL run report")
+    published.append(SUMMARY_KEY)
+    for key, (table, description) in tables.items():
+        create_table_artifact(table=table, key=key, description=description)
+        published.append(key)
+    return published
+
+
+def publish_run_artifacts(summary: Mapping[str, Any], settings: Settings) -> list[str]:
+    """Publish the report of a completed run; returns the keys published (empty on error)."""
+    try:
+        return _publish(
+            summary_markdown(summary, settings),
+            {
+                FILES_KEY: (files_table(summary), "Files seen by the run, by outcome"),
+                ROWS_KEY: (rows_table(summary), "Rows loaded and quarantined (by reason)"),
+                MONTHS_KEY: (months_table(summary), "Months recomputed over all data so far"),
+                TOP_PERFORMERS_KEY: (
+                    top_performers_table(summary),
+                    "Top performers and incentives of the months recomputed",
+                ),
+            },
+        )
+    except Exception as exc:  # a report must never fail the run
+        _logger().warning("could not publish the run's artifacts: %s", type(exc).__name__)
+        return []
+
+
+def publish_failure_artifacts(
+    settings: Settings,
+    error: BaseException | str,
+    *,
+    batch_id: str | None,
+    plans: Sequence[Mapping[str, Any]] = (),
+) -> list[str]:
+    """Publish the report of a failed run; returns the keys published (empty on error)."""
+    try:
+        return _publish(
+            failure_markdown(settings, error, batch_id=batch_id, plans=plans),
+            {FILES_KEY: (_plan_files(plans), "Files seen by the failed run")},
+        )
+    except Exception as exc:  # never mask the run's own exception
+        _logger().warning("could not publish the failed run's artifacts: %s", type(exc).__name__)
+        return []

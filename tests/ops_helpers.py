@@ -1,0 +1,506 @@
+"""Helpers for the operations tests (tests/test_deployment.py, tests/test_retries.py).
+
+- a small hand-written dataset (dimensions, two sales files with two bad rows, one wrong file)
+  and its expected outputs, computed here with plain ``Decimal`` arithmetic, never with the
+  product's own code;
+- readers of a workspace's outputs from the outside (sqlite3, pyarrow, the file tree);
+- a Prefect server / worker started as subprocesses on 127.0.0.1, and its REST API;
+- process-tree clean-up (only processes these tests started).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+PREFECT = str(VENV_BIN / "prefect")
+SALES_ETL = str(VENV_BIN / "sales-etl")
+CENT = Decimal("0.01")
+
+# --- the dataset ---------------------------------------------------------------------------------
+
+CUSTOMERS = {  # id: first, last
+    1: ("Asha", "Rao"),
+    2: ("Bilal", "Khan"),
+    3: ("Chen", "Li"),
+    4: ("Dana", "Ivers"),
+}
+SALES_TEAM = {  # id: first, last, manager, is_manager
+    10: ("Ravi", "Menon", 10, "Y"),
+    11: ("Sara", "Nunes", 10, "N"),
+    20: ("Ivan", "Petrov", 20, "Y"),
+    21: ("Lena", "Ng", 20, "N"),
+}
+STORES = {1: ("1 Market Sq", "Meera"), 2: ("2 Station Rd", "Tomas")}
+HEADER = "customer_id,store_id,product_name,sales_date,sales_person_id,price,quantity,total_cost"
+SALES_FILES = {
+    # March: #21 sells 50.00 + 4.50 = 54.50 -> incentive 0.545 -> 0.55 (half-up, not 0.54).
+    "sales_a.csv": [
+        "1,1,soap,2024-03-02,11,2.50,4,10.00",
+        "2,1,rice,2024-03-03,11,10.00,3,30.00",
+        "3,2,rice,2024-03-05,21,10.00,5,50.00",
+        "1,2,soap,2024-03-09,21,1.50,3,4.50",
+        "4,1,rice,2024-03-15,10,10.00,1,10.00",
+    ],
+    "sales_b.csv": [
+        "2,2,rice,2024-04-01,21,10.00,2,20.00",
+        "3,1,soap,2024-04-02,11,2.50,10,25.00",
+        "4,2,rice,2024-03-30,20,10.00,1,10.50",  # total_cost_mismatch
+        "9,1,soap,2024-04-03,11,2.50,1,2.50",  # unknown_customer_id
+    ],
+}
+BAD_ROWS = {("sales_b.csv", 2): "total_cost_mismatch", ("sales_b.csv", 3): "unknown_customer_id"}
+WRONG_FILES = {"notes.txt": b"not a sales file\n"}
+
+
+def dimension_csvs() -> dict[str, str]:
+    """The four dimension files (``sales-etl load-dimensions`` input)."""
+    customer = [
+        "customer_id,first_name,last_name,address,pincode,phone_number,customer_joining_date"
+    ]
+    customer += [
+        f"{cid},{first},{last},{cid} Hill Rd,56000{cid},900000000{cid},2023-01-0{cid}"
+        for cid, (first, last) in CUSTOMERS.items()
+    ]
+    store = ["id,address,store_pincode,store_manager_name,store_opening_date,reviews"]
+    store += [f"{sid},{a},5600{sid}0,{m},2022-01-01,good" for sid, (a, m) in STORES.items()]
+    team = ["id,first_name,last_name,manager_id,is_manager,address,pincode,joining_date"]
+    team += [
+        f"{pid},{first},{last},{mgr},{is_mgr},{pid} Oak St,5600{pid},2021-01-01"
+        for pid, (first, last, mgr, is_mgr) in SALES_TEAM.items()
+    ]
+    product = ["id,name,current_price,old_price,created_date,updated_date,expiry_date"]
+    product += ["1,soap,2.50,2.25,2023-01-01,2023-06-01,2026-01-01"]
+    product += ["2,rice,10.00,9.50,2023-01-01,2023-06-01,2026-01-01"]
+    return {
+        "customer.csv": "\n".join(customer) + "\n",
+        "store.csv": "\n".join(store) + "\n",
+        "sales_team.csv": "\n".join(team) + "\n",
+        "product.csv": "\n".join(product) + "\n",
+    }
+
+
+def sales_bytes() -> dict[str, bytes]:
+    """Every file dropped into ``to_process/``."""
+    files = {
+        name: ("\n".join([HEADER, *rows]) + "\n").encode() for name, rows in SALES_FILES.items()
+    }
+    return {**files, **WRONG_FILES}
+
+
+def good_rows() -> list[dict[str, Any]]:
+    """The rows that must be loaded, parsed independently of the product."""
+    rows = []
+    for name, lines in SALES_FILES.items():
+        for index, line in enumerate(lines):
+            if (name, index) in BAD_ROWS:
+                continue
+            cid, sid, _product, date, pid, _price, _qty, total = line.split(",")
+            rows.append(
+                {
+                    "file": name,
+                    "customer_id": int(cid),
+                    "store_id": int(sid),
+                    "sales_person_id": int(pid),
+                    "month": date[:7],
+                    "total_cost": Decimal(total),
+                }
+            )
+    return rows
+
+
+def expected_tables() -> dict[str, list[tuple[str, ...]]]:
+    """``customer_monthly_purchase`` and ``sales_team_incentive`` of one clean run, as text."""
+    per_customer: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    per_person: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for row in good_rows():
+        per_customer[(row["customer_id"], row["month"])] += row["total_cost"]
+        per_person[(row["sales_person_id"], row["month"])] += row["total_cost"]
+    customers = sorted(
+        (str(c), *CUSTOMERS[c], m[:4], str(int(m[5:])), str(total.quantize(CENT)))
+        for (c, m), total in per_customer.items()
+    )
+    best: dict[str, Decimal] = defaultdict(Decimal)
+    for (_, month), total in per_person.items():
+        best[month] = max(best[month], total)
+    incentives = []
+    for (p, month), total in per_person.items():
+        earned = (
+            (total * Decimal("0.01")).quantize(CENT, ROUND_HALF_UP)
+            if total == best[month]
+            else Decimal("0")
+        )
+        first, last = SALES_TEAM[p][:2]
+        incentives.append(
+            (
+                str(p),
+                first,
+                last,
+                month[:4],
+                str(int(month[5:])),
+                str(total.quantize(CENT)),
+                str(earned.quantize(CENT)),
+            )
+        )
+    return {"customer_monthly_purchase": customers, "sales_team_incentive": sorted(incentives)}
+
+
+def expected_months() -> list[str]:
+    return sorted({row["month"] for row in good_rows()})
+
+
+# --- a workspace ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Workspace:
+    """Landing folder, marts folder and SQLite database of one test (all under ``root``)."""
+
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def marts(self) -> Path:
+        return self.root / "marts"
+
+    @property
+    def db_dir(self) -> Path:
+        return self.root / "db"
+
+    @property
+    def db(self) -> Path:
+        return self.db_dir / "sales_etl.db"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.db}"
+
+    def env(self) -> dict[str, str]:
+        """``SALES_ETL_*`` settings pointing at this workspace."""
+        return {
+            "SALES_ETL_LANDING": str(self.landing),
+            "SALES_ETL_MARTS": str(self.marts),
+            "SALES_ETL_DATABASE_URL": self.database_url,
+            "SALES_ETL_SPARK_MASTER": "local[1]",
+            "SALES_ETL_SPARK_DRIVER_MEMORY": "1g",
+            "SALES_ETL_SPARK_SHUFFLE_PARTITIONS": "2",
+        }
+
+
+def prepare_workspace(root: Path, env: dict[str, str]) -> Workspace:
+    """Tables created and dimensions loaded with the product's CLI, files dropped in."""
+    ws = Workspace(root)
+    dims = root / "dimensions"
+    dims.mkdir(parents=True)
+    for name, text in dimension_csvs().items():
+        (dims / name).write_text(text)
+    inbox = ws.landing / "to_process"
+    inbox.mkdir(parents=True)
+    ws.marts.mkdir()
+    run_env = {**env, **ws.env()}
+    for args in (["init-db"], ["load-dimensions", str(dims)]):
+        done = subprocess.run(
+            [SALES_ETL, *args], env=run_env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, f"sales-etl {args[0]} failed:\n{done.stdout}\n{done.stderr}"
+    for name, data in sales_bytes().items():
+        (inbox / name).write_bytes(data)
+    return ws
+
+
+def sql_rows(db: Path, query: str) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query on the workspace's SQLite file (sqlite3, not the product)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return list(conn.execute(query))
+    finally:
+        conn.close()
+
+
+def table_text(db: Path, table: str, columns: str) -> list[tuple[str, ...]]:
+    return sorted(
+        tuple(str(v) for v in row) for row in sql_rows(db, f"SELECT {columns} FROM {table}")
+    )
+
+
+def reporting_tables(db: Path) -> dict[str, list[tuple[str, ...]]]:
+    return {
+        "customer_monthly_purchase": table_text(
+            db,
+            "customer_monthly_purchase",
+            "customer_id, first_name, last_name, year, month, monthly_total",
+        ),
+        "sales_team_incentive": table_text(
+            db,
+            "sales_team_incentive",
+            "sales_person_id, first_name, last_name, year, month, total_sales, incentive",
+        ),
+    }
+
+
+def landing_places(landing: Path) -> dict[str, list[str]]:
+    """Each file name -> where it is, with the batch folder replaced by ``<batch>``."""
+    places: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(landing.rglob("*")):
+        if not path.is_file():
+            continue
+        parts = path.relative_to(landing).parts
+        if parts[0] == "processed":
+            where = "processed/<batch>"
+        elif parts[0] == "error_files":
+            where = f"error_files/{parts[1]}/<batch>"
+        else:
+            where = "/".join(parts[:-1])
+        places[path.name].append(where)
+    return dict(places)
+
+
+def mart_rows(marts: Path) -> dict[str, list[tuple[str, ...]]]:
+    """Rows of the two marts and quarantine, without batch ids (comparable across runs)."""
+    import pyarrow.dataset as ds
+
+    result = {}
+    for mart, columns in (
+        ("customer_data_mart", ("customer_id", "sales_date", "total_cost", "source_file")),
+        ("sales_team_data_mart", ("sales_person_id", "sales_date", "total_cost", "source_file")),
+        ("quarantine", ("customer_id", "sales_date", "total_cost", "reason", "source_file")),
+    ):
+        files = [
+            str(p)
+            for p in sorted((marts / mart).rglob("*.parquet"))
+            if not p.name.startswith((".", "_"))
+        ]
+        if not files:
+            result[mart] = []
+            continue
+        table = ds.dataset(files, format="parquet").to_table(columns=list(columns))
+        result[mart] = sorted(tuple(str(v) for v in row.values()) for row in table.to_pylist())
+    return result
+
+
+def expected_mart_rows() -> dict[str, list[tuple[str, ...]]]:
+    """What :func:`mart_rows` must read after one clean run over the dataset."""
+    customer, team, quarantine = [], [], []
+    for name, lines in SALES_FILES.items():
+        for index, line in enumerate(lines):
+            cid, _sid, _product, date, pid, _price, _qty, total = line.split(",")
+            source = f"to_process/{name}"
+            if (name, index) in BAD_ROWS:
+                quarantine.append((cid, date, total, BAD_ROWS[(name, index)], source))
+            else:
+                customer.append((cid, date, total, source))
+                team.append((pid, date, total, source))
+    return {
+        "customer_data_mart": sorted(customer),
+        "sales_team_data_mart": sorted(team),
+        "quarantine": sorted(quarantine),
+    }
+
+
+def assert_outputs_equal_clean_run(ws: Workspace) -> None:
+    """Marts, reporting tables and file placement equal those of one clean run."""
+    assert reporting_tables(ws.db) == expected_tables()
+    assert mart_rows(ws.marts) == expected_mart_rows()
+    assert landing_places(ws.landing) == {
+        "sales_a.csv": ["processed/<batch>"],
+        "sales_b.csv": ["processed/<batch>"],
+        "notes.txt": ["error_files/wrong_file_types/<batch>"],
+    }
+    loaded = sql_rows(
+        ws.db, "SELECT file_name FROM staging_files WHERE status = 'COMPLETED' ORDER BY file_name"
+    )
+    assert [r[0] for r in loaded] == ["sales_a.csv", "sales_b.csv"]
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def kill_tree(proc: subprocess.Popen[Any] | None, timeout: float = 20) -> None:
+    """Stop a process this test started and every process below it (SIGTERM, then SIGKILL)."""
+    if proc is None:
+        return
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        family = [*parent.children(recursive=True), parent]
+    except psutil.NoSuchProcess:
+        family = []
+    for p in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def prefect_env(home: Path, api_url: str) -> dict[str, str]:
+    """The environment of every Prefect subprocess: private home, this API, no telemetry."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "SALES_ETL_")) or k == "SALES_ETL_RETRY_DELAY_SECONDS"
+    }
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_CLI_PROMPT": "false",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "SPARK_LOCAL_IP": "127.0.0.1",
+        }
+    )
+    env.pop("SALES_ETL_HOME", None)
+    return env
+
+
+class PrefectServer:
+    """``prefect server start`` on a free 127.0.0.1 port with a private PREFECT_HOME."""
+
+    def __init__(self, home: Path, log: Path) -> None:
+        self.home, self.log = home, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.url}/api"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 180) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=prefect_env(self.home, self.api_url),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.home,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"prefect server exited {self.proc.returncode}:\n{tail(self.log)}"
+                )
+            with contextlib.suppress(OSError, ValueError):
+                if api_get(self.api_url, "/health") is True:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"prefect server not healthy after {timeout} s:\n{tail(self.log)}")
+
+    def stop(self) -> None:
+        kill_tree(self.proc)
+
+
+def _request(method: str, url: str, body: Any = None, timeout: float = 30) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        text = resp.read().decode()
+    return json.loads(text) if text else None
+
+
+def api_get(api_url: str, path: str) -> Any:
+    return _request("GET", api_url + path)
+
+
+def api_post(api_url: str, path: str, body: Any) -> Any:
+    return _request("POST", api_url + path, body)
+
+
+def flow_run(api_url: str, flow_run_id: str) -> dict[str, Any]:
+    return api_get(api_url, f"/flow_runs/{flow_run_id}")
+
+
+def task_runs(api_url: str, flow_run_id: str) -> list[dict[str, Any]]:
+    return api_post(
+        api_url,
+        "/task_runs/filter",
+        {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"},
+    )
+
+
+def artifacts(api_url: str, flow_run_id: str) -> list[dict[str, Any]]:
+    return api_post(
+        api_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
+    )
+
+
+def run_logs(api_url: str, flow_run_id: str) -> list[dict[str, Any]]:
+    logs: list[dict[str, Any]] = []
+    while True:
+        page = api_post(
+            api_url,
+            "/logs/filter",
+            {
+                "logs": {"flow_run_id": {"any_": [flow_run_id]}},
+                "sort": "TIMESTAMP_ASC",
+                "offset": len(logs),
+                "limit": 200,
+            },
+        )
+        logs += page
+        if len(page) < 200:
+            return logs
+
+
+def wait_for_state(
+    api_url: str, flow_run_id: str, types: set[str], timeout: float, on_tick: Any = None
+) -> dict[str, Any]:
+    """Poll the flow run until its state type is in ``types``; returns the flow run."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, urllib.error.URLError):
+            last = flow_run(api_url, flow_run_id)
+            if last.get("state") and last["state"]["type"] in types:
+                return last
+        if on_tick is not None:
+            on_tick()
+        time.sleep(1)
+    state = last.get("state") or {}
+    raise AssertionError(
+        f"flow run {flow_run_id} not in {sorted(types)} after {timeout} s: "
+        f"{state.get('type')} {state.get('message')}"
+    )
+
+
+def utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
