@@ -15,7 +15,7 @@ from prefect.runtime import flow_run
 from sqlalchemy import Engine
 
 from sales_etl.artifacts import publish_failure_artifacts, publish_run_artifacts
-from sales_etl.db.engine import init_db, make_engine
+from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import RUN_LOADED
 from sales_etl.settings import Settings
 from sales_etl.spark import start_spark, stop_spark
@@ -27,11 +27,16 @@ from sales_etl.tasks.files import (
     route_rejected_files,
     validate_incoming_files,
 )
-from sales_etl.tasks.journal import acquire_lock, release_lock, run_status
+from sales_etl.tasks.journal import release_lock, run_status
 from sales_etl.tasks.marts import build_marts, publish_marts
 from sales_etl.tasks.recovery import abandon_run, recover_interrupted_runs
 from sales_etl.tasks.reporting import load_reporting_tables
-from sales_etl.tasks.staging import commit_empty_batch, finish_run, record_file_rows
+from sales_etl.tasks.staging import (
+    commit_empty_batch,
+    finish_run,
+    open_pipeline,
+    record_file_rows,
+)
 
 
 @flow(name="sales-etl", log_prints=False)
@@ -57,8 +62,7 @@ def sales_etl_flow(
     logger = get_run_logger()
     run_id = uuid.uuid4().hex
     engine = make_engine(settings.database_url)
-    init_db(engine)
-    acquire_lock(engine, run_id, settings.lock_ttl_seconds)
+    open_pipeline(settings, run_id)
     batch_id: str | None = None
     plans: list[dict[str, Any]] = []
     try:

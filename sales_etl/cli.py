@@ -62,16 +62,18 @@ def cmd_load_dimensions(args: argparse.Namespace) -> int:
 
 
 def run_flow(settings: Settings) -> dict[str, Any]:
-    """Run the Prefect flow once in this process (ephemeral Prefect when no server is set)."""
+    """Run the Prefect flow once in this process (ephemeral Prefect when no server is set).
+
+    Settings reach the flow through ``SALES_ETL_*`` variables of this process, not as flow
+    parameters: parameters are stored by the Prefect server and shown in its UI, and the
+    database URL may hold a password.
+    """
     from sales_etl.flows.sales_flow import sales_etl_flow
 
-    return sales_etl_flow(
-        landing=settings.landing,
-        marts=settings.marts,
-        database_url=settings.database_url,
-        spark_master=settings.spark_master,
-        incentive_scope=settings.incentive_scope,
-    )
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            os.environ[f"SALES_ETL_{name.upper()}"] = str(value)
+    return sales_etl_flow()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -129,7 +131,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     try:
         pm = get_plugin_manager(settings)
     except Exception as exc:  # a broken plugin: say which, without a traceback
-        print(f"sales-etl plugins: cannot load the validator plugins: {describe_exception(exc)}", file=sys.stderr)
+        print(
+            f"sales-etl plugins: cannot load the validator plugins: {describe_exception(exc)}",
+            file=sys.stderr,
+        )
         return 1
     report = plugin_report(pm, settings)
     print(json.dumps(report, indent=2) if args.json else format_plugin_report(report))
@@ -215,8 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     plugins = sub.add_parser("plugins", help="list the validator plugins a run would load")
-    plugins.add_argument("--plugins-dir", help="folder of plugin .py files (env SALES_ETL_PLUGINS_DIR)")
-    plugins.add_argument("--disable-plugins", help="comma-separated plugin names (env SALES_ETL_DISABLE_PLUGINS)")
+    plugins.add_argument(
+        "--plugins-dir", help="folder of plugin .py files (env SALES_ETL_PLUGINS_DIR)"
+    )
+    plugins.add_argument(
+        "--disable-plugins", help="comma-separated plugin names (env SALES_ETL_DISABLE_PLUGINS)"
+    )
     plugins.add_argument("--json", action="store_true", help="print the report as JSON")
     plugins.set_defaults(func=cmd_plugins)
 

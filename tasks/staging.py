@@ -7,14 +7,25 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from sales_etl.db.engine import make_engine
+from sales_etl.db.engine import init_db, make_engine
 from sales_etl.faults import crash_point
 from sales_etl.layout import incoming_prefix
 from sales_etl.settings import Settings
 from sales_etl.storage import open_store
-from sales_etl.tasks.journal import complete_run, mark_loaded, record_row_counts
+from sales_etl.tasks.journal import acquire_lock, complete_run, mark_loaded, record_row_counts
 from sales_etl.tasks.marts import drop_scratch
 from sales_etl.tasks.retry import retry_options
+
+
+@task(name="open-pipeline", cache_policy=NO_CACHE, **retry_options())
+def open_pipeline(settings: Settings, run_id: str) -> None:
+    """Create missing tables and take the pipeline lock (a held lock fails at once)."""
+    engine = make_engine(settings.database_url)
+    try:
+        init_db(engine)
+        acquire_lock(engine, run_id, settings.lock_ttl_seconds)
+    finally:
+        engine.dispose()
 
 
 @task(name="record-file-rows", cache_policy=NO_CACHE, **retry_options())
