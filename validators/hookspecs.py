@@ -9,17 +9,24 @@ distribution, or as a ``.py`` file in ``settings.plugins_dir``::
     no_weekend_files = "my_plugin.validators"
 
 Hook implementations are called with keyword arguments, so an implementation may declare only
-the arguments it needs. Bump :data:`HOOKSPEC_VERSION` whenever a hook changes incompatibly.
+the arguments it needs. The author guide is ``docs/plugins.md``; a test keeps it in step with
+every hook here.
+
+Stability: :data:`HOOKSPEC_VERSION` is bumped only when a hook changes incompatibly (a hook or
+an argument removed or renamed, a return value read differently). New hooks and new arguments
+are added without a bump: a plugin that does not declare them is unaffected.
 """
 
 from __future__ import annotations
 
 import pluggy
+
 from sales_etl.validators.model import IncomingFile, Rejection
 
 #: The pluggy project name, also the setuptools entry-point group plugins register under.
 PROJECT = "sales_etl"
-#: Version of the hook contract below.
+#: Version of the hook contract below: a plugin may compare it at import time and refuse to
+#: load (raise ``ImportError``) under a version it was not written for.
 HOOKSPEC_VERSION = "1"
 
 #: Marks the hook specifications in this module.
@@ -60,10 +67,12 @@ def sales_etl_validate_file(file: IncomingFile) -> Rejection | None:
 
     Returns:
         ``None`` to accept the file (as far as this validator is concerned), or
-        ``Rejection(category, reason)`` to refuse it. ``category`` is a slug naming the
-        ``error_files/<category>/`` folder, normally one of ``wrong_file_types``,
-        ``bad_schema``, ``duplicates``, ``unknown``; ``reason`` is one short sentence for the
-        operator and must not contain secrets.
+        ``Rejection(category, reason)`` to refuse it. ``category`` is a slug
+        (``[a-z0-9_]+``, at most 64 characters) naming the ``error_files/<category>/`` folder:
+        one of ``wrong_file_types``, ``bad_schema``, ``duplicates``, ``unknown``, or a plugin's
+        own (``out_of_window``); ``reason`` is one short sentence for the operator, stored in
+        ``staging_files.reason`` and the run summary (URL passwords are masked and it is cut to
+        1000 characters, but it should hold no secrets in the first place).
 
     Example:
         A plugin enforcing a file-naming convention::

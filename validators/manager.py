@@ -13,19 +13,20 @@ import importlib.util
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pluggy
+
+from sales_etl.settings import Settings
 from sales_etl.validators import hookspecs
 from sales_etl.validators.builtin import DEFAULT_PLUGINS
 from sales_etl.validators.hookspecs import PROJECT
 from sales_etl.validators.model import UNKNOWN, IncomingFile, Rejection
 from sales_etl.validators.schemas import MANDATORY_COLUMNS
-
-from sales_etl.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,12 @@ logger = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 500
 #: Prefix of the module name a ``plugins_dir`` file is imported as.
 DIR_MODULE_PREFIX = "sales_etl_plugin_"
+#: Prefix of a ``plugins_dir`` plugin's name (``dir.<file stem>``).
+DIR_NAME_PREFIX = "dir."
+#: Names of the built-in validators.
+BUILTIN_NAMES = frozenset(name for name, _ in DEFAULT_PLUGINS)
+#: How much of a plugin's rejection reason a verdict keeps.
+MAX_REASON_CHARS = 1000
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
 
@@ -85,23 +92,41 @@ def get_plugin_manager(settings: Settings | None = None) -> pluggy.PluginManager
         ImportError: A ``plugins_dir`` file cannot be imported (the cause is chained).
     """
     settings = settings if settings is not None else Settings()
-    pm = pluggy.PluginManager(PROJECT)
-    pm.add_hookspecs(hookspecs)
-
     disabled = parse_disabled(settings.disable_plugins)
-    for name in disabled:
-        pm.set_blocked(name)
-
+    pm = new_plugin_manager(disabled)
     pm.load_setuptools_entrypoints(PROJECT)
     dir_names = _load_plugins_dir(pm, settings.plugins_dir) if settings.plugins_dir else []
+    finish_plugin_manager(pm)
+
+    known = BUILTIN_NAMES | set(dir_names) | _entry_point_names()
+    for name in sorted(set(disabled) - known):
+        logger.warning("disable_plugins names %r, but no validator plugin has that name", name)
+    return pm
+
+
+def new_plugin_manager(disabled: Iterable[str] = ()) -> pluggy.PluginManager:
+    """An empty manager with the hook specification, the named plugins blocked.
+
+    Register third-party plugins on it, then call :func:`finish_plugin_manager`, which adds
+    the built-ins last (so the call order is the documented one) and checks every plugin.
+    """
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in disabled:
+        pm.set_blocked(name)
+    return pm
+
+
+def finish_plugin_manager(pm: pluggy.PluginManager) -> pluggy.PluginManager:
+    """Register the built-ins that are not blocked and check every registered plugin.
+
+    Raises:
+        pluggy.PluginValidationError: A plugin implements an unknown hook, declares an
+            argument the hook does not provide, or is a hook wrapper.
+    """
     for name, plugin in DEFAULT_PLUGINS:
         if not pm.is_blocked(name):
             pm.register(plugin, name=name)
-
-    known = {name for name, _ in DEFAULT_PLUGINS} | set(dir_names) | _entry_point_names()
-    for name in sorted(set(disabled) - known):
-        logger.warning("disable_plugins names %r, but no validator plugin has that name", name)
-
     pm.check_pending()
     for impl in pm.hook.sales_etl_validate_file.get_hookimpls():
         if impl.hookwrapper or impl.wrapper:  # validate_file calls implementations one by one
@@ -129,7 +154,7 @@ def _load_plugins_dir(pm: pluggy.PluginManager, directory: str) -> list[str]:
         raise ValueError(f"plugins_dir {directory!r} is not a directory")
     names = []
     for path in sorted(folder.glob("*.py")):
-        name = f"dir.{path.stem}"
+        name = f"{DIR_NAME_PREFIX}{path.stem}"
         names.append(name)
         if pm.is_blocked(name):
             continue
@@ -190,7 +215,7 @@ def validate_file(pm: pluggy.PluginManager, incoming: IncomingFile) -> FileVerdi
                 "expected a Rejection or None"
             )
             return _rejected(UNKNOWN, reason, name, incoming)
-        return _rejected(result.category, result.reason, name, incoming)
+        return _rejected(result.category, clean_reason(result.reason), name, incoming)
 
     header = _header_or_none(incoming)
     extra = [c for c in header if c not in MANDATORY_COLUMNS] if header is not None else []
@@ -211,6 +236,14 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+def clean_reason(reason: str) -> str:
+    """A plugin's rejection reason as stored: URL passwords masked, at most 1000 characters."""
+    reason = _URL_CREDENTIALS.sub(r"\g<scheme>***@", reason.strip())
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[:MAX_REASON_CHARS] + "..."
+    return reason
+
+
 def _header_or_none(incoming: IncomingFile) -> list[str] | None:
     try:
         return incoming.header
@@ -229,12 +262,15 @@ def _rejected(category: str, reason: str, plugin: str, incoming: IncomingFile) -
 
 
 def list_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
-    """Describe every registered plugin, for ``sales-etl`` output and logs.
+    """Describe every registered plugin, for ``sales-etl plugins`` and logs.
 
     Returns:
-        One dict per plugin, sorted by name: ``name``, ``module`` (its import name),
-        ``file`` (source path or ``None``), ``distribution`` and ``version`` (for entry-point
-        plugins, else ``None``) and ``hooks`` (names of the hooks it implements).
+        One dict per plugin, sorted by name: ``name``; ``source`` (``"builtin"``,
+        ``"entry point"``, ``"plugins dir"``, or ``"registered"`` for one registered in
+        process, e.g. by a test); ``module`` (its import name); ``file`` (source path or
+        ``None``); ``distribution`` and ``version`` (for entry-point plugins, else ``None``);
+        ``hooks`` (names of the hooks it implements) and ``order`` (per hook: ``"tryfirst"``,
+        ``"trylast"`` or ``"default"``).
     """
     distributions = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     described = []
@@ -247,14 +283,47 @@ def list_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
             module_name = getattr(plugin, "__module__", None) or type(plugin).__module__
         module = sys.modules.get(module_name)
         dist = distributions.get(id(plugin))
+        order = {}
+        for caller in pm.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    order[caller.name] = _order_marker(impl)
         described.append(
             {
                 "name": name,
+                "source": _source(name, module_name, dist),
                 "module": module_name,
                 "file": getattr(module, "__file__", None),
                 "distribution": dist.project_name if dist is not None else None,
                 "version": dist.version if dist is not None else None,
-                "hooks": sorted(caller.name for caller in pm.get_hookcallers(plugin) or []),
+                "hooks": sorted(order),
+                "order": dict(sorted(order.items())),
             }
         )
     return sorted(described, key=lambda d: d["name"])
+
+
+def call_order(pm: pluggy.PluginManager) -> list[str]:
+    """Names of the plugins implementing ``sales_etl_validate_file``, in the order they run."""
+    return [
+        pm.get_name(impl.plugin) or impl.plugin_name
+        for impl in reversed(pm.hook.sales_etl_validate_file.get_hookimpls())
+    ]
+
+
+def _order_marker(impl: pluggy.HookImpl) -> str:
+    if impl.tryfirst:
+        return "tryfirst"
+    if impl.trylast:
+        return "trylast"
+    return "default"
+
+
+def _source(name: str, module_name: str, dist: object | None) -> str:
+    if dist is not None:
+        return "entry point"
+    if name in BUILTIN_NAMES and module_name == DEFAULT_PLUGINS[0][1].__module__:
+        return "builtin"
+    if name.startswith(DIR_NAME_PREFIX) and module_name.startswith(DIR_MODULE_PREFIX):
+        return "plugins dir"
+    return "registered"

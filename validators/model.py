@@ -36,6 +36,9 @@ CHUNK_BYTES = 1024 * 1024
 #: A header record longer than this (in characters) is refused rather than read into memory.
 MAX_HEADER_CHARS = 1024 * 1024
 
+#: Longest rejection category (``staging_files.category`` is ``VARCHAR(64)``).
+MAX_CATEGORY_CHARS = 64
+
 _SLUG = re.compile(r"[a-z0-9_]+")
 _BOM = "\ufeff"
 
@@ -45,7 +48,7 @@ class Rejection:
     """A validator's verdict that a file must not be loaded.
 
     Attributes:
-        category: Slug (``[a-z0-9_]+``) naming the ``error_files/<category>/`` folder the file
+        category: Slug (``[a-z0-9_]+``, at most 64 characters) naming the ``error_files/<category>/`` folder the file
             is moved to; usually one of :data:`WRONG_FILE_TYPE`, :data:`BAD_SCHEMA`,
             :data:`DUPLICATE`, :data:`UNKNOWN`.
         reason: A short human-readable sentence saying what is wrong with the file.
@@ -59,6 +62,11 @@ class Rejection:
         if not isinstance(self.category, str) or not _SLUG.fullmatch(self.category):
             raise ValueError(
                 f"rejection category must be a slug matching [a-z0-9_]+, got {self.category!r}"
+            )
+        if len(self.category) > MAX_CATEGORY_CHARS:
+            raise ValueError(
+                f"rejection category must be at most {MAX_CATEGORY_CHARS} characters, "
+                f"got {len(self.category)}"
             )
         if not isinstance(self.reason, str) or not self.reason.strip():
             raise ValueError("rejection reason must be a non-empty string")
