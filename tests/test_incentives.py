@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives, round_half_up
 
 D = Decimal

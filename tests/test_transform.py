@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from pyspark.sql import Row
+
 from sales_etl.tasks.transform import (
     MANDATORY_COLUMNS,
     Dimensions,

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pluggy
 import pytest
+
+from sales_etl.settings import Settings
+from sales_etl.storage.local import LocalStore
 from sales_etl.validators import hookspecs
 from sales_etl.validators.hookspecs import HOOKSPEC_VERSION, PROJECT, hookimpl
 from sales_etl.validators.manager import (
@@ -32,9 +35,6 @@ from sales_etl.validators.model import (
     Rejection,
 )
 from sales_etl.validators.schemas import MANDATORY_COLUMNS, check_header
-
-from sales_etl.settings import Settings
-from sales_etl.storage.local import LocalStore
 
 HEADER = ",".join(MANDATORY_COLUMNS)
 ROW = "1,2,apple,2024-03-01,5,1.50,2,3.00"
