@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     )
     plugins_dir: str | None = Field(None, description="Folder of extra validator plugin .py files")
     disable_plugins: str = Field("", description="Comma-separated plugin names not to load")
+    aws_credentials_block: str | None = Field(
+        None,
+        description="Name of a Prefect AwsCredentials block for S3 (else the standard AWS_* "
+        "environment variables, profiles and roles are used)",
+    )
     lock_ttl_seconds: int = Field(
         6 * 3600, ge=60, description="How long a run's lock is honoured without a heartbeat"
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import tempfile
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -24,10 +26,117 @@ def _log4j_config() -> str:
     return str(resources.files("sales_etl").joinpath("resources/log4j2.properties"))
 
 
+# --- s3a: the jars and the connector's settings -------------------------------------------------
+
+_SIMPLE_PROVIDER = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+_TEMPORARY_PROVIDER = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+
+
+def jars_dir() -> Path:
+    """Where scripts/fetch-jars.sh puts hadoop-aws + the AWS SDK bundle.
+
+    ``SALES_ETL_JARS_DIR`` if set, else ``.jars/`` at the root of the source checkout (an
+    editable install), else ``./.jars``.
+    """
+    configured = os.environ.get("SALES_ETL_JARS_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    checkout = Path(__file__).resolve().parent.parent / ".jars"
+    return checkout if checkout.is_dir() else Path.cwd() / ".jars"
+
+
+def s3a_jars() -> list[str]:
+    """The jar files of :func:`jars_dir` (empty when they were never fetched)."""
+    folder = jars_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.glob("*.jar") if p.is_file())
+
+
+def _uses_s3(settings: Settings) -> bool:
+    return any(url.startswith(("s3://", "s3a://")) for url in (settings.landing, settings.marts))
+
+
+def s3a_options(settings: Settings) -> dict[str, str | None]:
+    """Hadoop options for ``s3a://`` from the same connection boto3 uses (None = unset).
+
+    The endpoint comes from ``AWS_ENDPOINT_URL_S3`` (or ``AWS_ENDPOINT_URL``, or the Prefect
+    block); a custom endpoint turns path-style access on, and its scheme decides TLS. Static
+    credentials (environment, profile file, Prefect block) are handed over explicitly, so the
+    JVM does not depend on the environment it was started with; self-refreshing ones (instance
+    or container roles) are left to s3a's default provider chain. Marts on S3 are committed
+    with FileOutputCommitter v2: one server-side copy per file at task commit instead of two.
+    """
+    from sales_etl.storage.s3 import resolve_s3_connection
+
+    conn = resolve_s3_connection()
+    options: dict[str, str | None] = {
+        "fs.s3a.endpoint": conn.endpoint_url,
+        "fs.s3a.path.style.access": "true" if conn.path_style else "false",
+        "fs.s3a.connection.ssl.enabled": (
+            "false"
+            if conn.endpoint_url and urlsplit(conn.endpoint_url).scheme == "http"
+            else "true"
+        ),
+        "fs.s3a.endpoint.region": conn.region or ("us-east-1" if conn.endpoint_url else None),
+        "fs.s3a.access.key": conn.access_key,
+        "fs.s3a.secret.key": conn.secret_key,
+        "fs.s3a.session.token": conn.session_token,
+        "fs.s3a.aws.credentials.provider": (
+            None
+            if not conn.access_key
+            else (_TEMPORARY_PROVIDER if conn.session_token else _SIMPLE_PROVIDER)
+        ),
+        "mapreduce.fileoutputcommitter.algorithm.version": (
+            "2" if settings.marts.startswith(("s3://", "s3a://")) else "1"
+        ),
+    }
+    return options
+
+
+def _s3a_on_class_path(session: SparkSession) -> bool:
+    jvm = session.sparkContext._jvm
+    try:
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        jvm.java.lang.Class.forName("org.apache.hadoop.fs.s3a.S3AFileSystem", False, loader)
+    except Exception as exc:
+        return "ClassNotFoundException" not in str(exc)  # unsure: let the first s3a call tell
+    return True
+
+
+def configure_s3a(session: SparkSession, settings: Settings) -> None:
+    """Apply :func:`s3a_options` to a live session (its SQL conf reaches every read and write).
+
+    Runs on every :func:`start_spark`, also for a borrowed session, so a long-lived session
+    (tests, notebooks) follows the current environment. Hadoop caches one S3A file system per
+    bucket, created with the options in force at its first use: change endpoint or credentials
+    for a bucket only in a new process.
+    """
+    if not _uses_s3(settings):
+        session.conf.set("mapreduce.fileoutputcommitter.algorithm.version", "1")
+        return
+    if not s3a_jars():
+        raise RuntimeError(
+            f"s3:// storage needs the s3a connector jars in {jars_dir()}: run scripts/fetch-jars.sh "
+            "(or point SALES_ETL_JARS_DIR at them) before starting the flow"
+        )
+    if not _s3a_on_class_path(session):
+        raise RuntimeError(
+            "the running SparkSession was started without the s3a jars (hadoop-aws): start it "
+            "with sales_etl.spark.start_spark after scripts/fetch-jars.sh, in a new process"
+        )
+    for key, value in s3a_options(settings).items():
+        if value is None:
+            session.conf.unset(key)
+        else:
+            session.conf.set(key, value)
+
+
 def start_spark(settings: Settings, app_name: str = "sales-etl") -> SparkSession:
     """Create (or return) the run's SparkSession, configured from ``settings``."""
     global _session, _owned
     if _session is not None:
+        configure_s3a(_session, settings)
         return _session
     # pandera.pyspark pins SPARK_LOCAL_IP to 127.0.0.1 on import (pandera #2344); decide it
     # here, before anything imports pandera, so cluster runs are not broken by it.
@@ -38,6 +147,7 @@ def start_spark(settings: Settings, app_name: str = "sales-etl") -> SparkSession
 
     if SparkContext._active_spark_context is not None:  # someone else's session: borrow it
         _session, _owned = SparkSession.builder.getOrCreate(), False
+        configure_s3a(_session, settings)
         return _session
     log4j = _log4j_config()
     java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dfile.encoding=UTF-8"
@@ -64,8 +174,24 @@ def start_spark(settings: Settings, app_name: str = "sales-etl") -> SparkSession
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
         .config("spark.hadoop.parquet.summary.metadata.level", "NONE")
     )
+    jars = s3a_jars()
+    if jars:
+        if settings.spark_master.startswith("local"):
+            # Driver and executors share this JVM: put the jars on its class path directly.
+            # (spark.jars would copy the ~0.7 GB SDK bundle into spark.local.dir every start.)
+            builder = builder.config("spark.driver.extraClassPath", os.pathsep.join(jars))
+        else:
+            builder = builder.config("spark.jars", ",".join(jars))  # shipped to the executors
+        builder = (
+            builder
+            # Upload buffers in memory: Spark's output goes straight to S3, no local block files.
+            .config("spark.hadoop.fs.s3a.fast.upload.buffer", "array")
+            .config("spark.hadoop.fs.s3a.multipart.size", "32M")
+            .config("spark.hadoop.fs.s3a.fast.upload.active.blocks", "4")
+        )
     _session, _owned = builder.getOrCreate(), True
     _session.sparkContext.setLogLevel("ERROR")
+    configure_s3a(_session, settings)
     return _session
 
 

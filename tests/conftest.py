@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["services"]  # moto_server, s3_bucket, mariadb, mysql_url (tests/services.py)
+
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Keep retry back-off short in tests; the retry behaviour itself is tested explicitly.

@@ -9,6 +9,12 @@ from sqlalchemy.engine import make_url
 
 from sales_etl.db.schema import metadata
 
+#: Run on every new MySQL/MariaDB connection.
+MYSQL_SESSION_SETUP = (
+    "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"
+)
+
 
 def make_engine(database_url: str) -> Engine:
     """An engine for ``database_url``; SQLite gets its folder created and foreign-safe pragmas."""
@@ -18,11 +24,14 @@ def make_engine(database_url: str) -> Engine:
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 60}
-    elif url.get_backend_name() == "mysql":
+    elif url.get_backend_name() in ("mysql", "mariadb"):
         query = dict(url.query)
         query.setdefault("charset", "utf8mb4")
         url = url.set(query=query)
         kwargs["pool_recycle"] = 3600
+        # Same behaviour on every server whatever its my.cnf says: refuse (never truncate or
+        # coerce) bad values, and read/write DATETIMEs as UTC.
+        kwargs["connect_args"] = {"init_command": MYSQL_SESSION_SETUP}
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
 

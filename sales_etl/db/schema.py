@@ -11,7 +11,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Date,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -21,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from sales_etl.db.types import Money
+from sales_etl.db.types import MYSQL_TABLE_OPTIONS, LongText, Money, UtcDateTime
 
 metadata = MetaData()
 
@@ -37,6 +36,7 @@ customer = Table(
     Column("pincode", String(20)),
     Column("phone_number", String(32)),
     Column("customer_joining_date", Date),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 store = Table(
@@ -48,6 +48,7 @@ store = Table(
     Column("store_manager_name", String(100)),
     Column("store_opening_date", Date),
     Column("reviews", Text),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 sales_team = Table(
@@ -61,6 +62,7 @@ sales_team = Table(
     Column("address", String(255)),
     Column("pincode", String(20)),
     Column("joining_date", Date),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 product = Table(
@@ -73,6 +75,7 @@ product = Table(
     Column("created_date", Date),
     Column("updated_date", Date),
     Column("expiry_date", Date),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 DIMENSION_TABLES = {
@@ -103,14 +106,15 @@ staging_files = Table(
     Column("size_bytes", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Column("category", String(64)),
-    Column("reason", Text),
+    Column("reason", LongText),
     Column("rows_total", BigInteger),
     Column("rows_loaded", BigInteger),
     Column("rows_quarantined", BigInteger),
-    Column("created_at", DateTime(timezone=False), nullable=False),  # UTC
-    Column("updated_at", DateTime(timezone=False), nullable=False),  # UTC
+    Column("created_at", UtcDateTime, nullable=False),  # UTC
+    Column("updated_at", UtcDateTime, nullable=False),  # UTC
     Index("ix_staging_files_checksum_status", "checksum", "status"),
     Index("ix_staging_files_run_id", "run_id"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 # Status values of etl_runs.status
@@ -126,11 +130,12 @@ etl_runs = Table(
     Column("batch_id", String(32), nullable=False, unique=True),
     Column("flow_run_id", String(64)),  # the Prefect flow run (several attempts share one)
     Column("status", String(16), nullable=False),
-    Column("months", Text),  # JSON list of "YYYY-MM" the run recomputed
-    Column("summary", Text),  # JSON summary for the CLI and artifacts
-    Column("error", Text),
-    Column("started_at", DateTime(timezone=False), nullable=False),  # UTC
-    Column("finished_at", DateTime(timezone=False)),  # UTC
+    Column("months", LongText),  # JSON list of "YYYY-MM" the run recomputed
+    Column("summary", LongText),  # JSON summary for the CLI and artifacts (every file listed)
+    Column("error", LongText),
+    Column("started_at", UtcDateTime, nullable=False),  # UTC
+    Column("finished_at", UtcDateTime),  # UTC
+    **MYSQL_TABLE_OPTIONS,
 )
 
 etl_lock = Table(
@@ -139,7 +144,8 @@ etl_lock = Table(
     Column("name", String(32), primary_key=True),
     Column("run_id", String(64)),
     Column("holder", String(255)),  # hostname:pid of the holder
-    Column("expires_at", DateTime(timezone=False)),  # UTC
+    Column("expires_at", UtcDateTime),  # UTC
+    **MYSQL_TABLE_OPTIONS,
 )
 
 customer_monthly_purchase = Table(
@@ -153,6 +159,7 @@ customer_monthly_purchase = Table(
     Column("monthly_total", Money(18, 2), nullable=False),
     UniqueConstraint("customer_id", "year", "month", name="uq_cmp_customer_month"),
     Index("ix_cmp_year_month", "year", "month"),
+    **MYSQL_TABLE_OPTIONS,
 )
 
 sales_team_incentive = Table(
@@ -167,4 +174,5 @@ sales_team_incentive = Table(
     Column("incentive", Money(18, 2), nullable=False),
     UniqueConstraint("sales_person_id", "year", "month", name="uq_sti_person_month"),
     Index("ix_sti_year_month", "year", "month"),
+    **MYSQL_TABLE_OPTIONS,
 )

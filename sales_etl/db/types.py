@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, String
+from sqlalchemy import DateTime, Numeric, String, Text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -33,10 +34,26 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        exact = Decimal(str(value)).quantize(Decimal(1).scaleb(-self.scale))
+        exact = Decimal(str(value)).quantize(Decimal(1).scaleb(-self.scale), rounding=ROUND_HALF_UP)
         return str(exact) if dialect.name == "sqlite" else exact
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(str(value)).quantize(Decimal(1).scaleb(-self.scale))
+        return Decimal(str(value)).quantize(Decimal(1).scaleb(-self.scale), rounding=ROUND_HALF_UP)
+
+
+#: A UTC timestamp (naive ``datetime``): microseconds kept on MySQL/MariaDB too, where a plain
+#: DATETIME would round them away and make "which came first" depend on the backend.
+UtcDateTime = DateTime(timezone=False).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+#: Free text that may outgrow MySQL's 64 KiB TEXT (a run summary lists every file of the batch).
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+#: Table options for MySQL/MariaDB: InnoDB (transactions, row locks), 4-byte UTF-8, and a binary
+#: collation so strings compare exactly as they do on SQLite ('a' != 'A', 'é' != 'e').
+MYSQL_TABLE_OPTIONS: dict[str, str] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}

@@ -7,9 +7,11 @@ from sales_etl.storage.local import LocalStore
 
 
 def open_store(url: str) -> ObjectStore:
-    """``s3://bucket/prefix`` -> S3 store; anything else is a local folder path."""
+    """``s3://bucket/prefix`` -> :class:`~sales_etl.storage.s3.S3Store`; else a local folder."""
     if url.startswith(("s3://", "s3a://")):
-        raise NotImplementedError("S3 storage arrives with issue #3")
+        from sales_etl.storage.s3 import S3Store
+
+        return S3Store(url)
     if "://" in url and not url.startswith("file://"):
-        raise ValueError(f"unsupported storage URL scheme: {url!r}")
+        raise ValueError(f"unsupported storage URL scheme: {url.split('://', 1)[0]!r}")
     return LocalStore(url.removeprefix("file://"))

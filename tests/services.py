@@ -1,0 +1,373 @@
+"""Real servers for the integration tests: moto's S3 server and MariaDB, on 127.0.0.1.
+
+Each is started once per test session on a free port, with private state (a fresh datadir for
+MariaDB; moto keeps its buckets in memory), and stopped at the end. A server that cannot be
+started FAILS the tests that need it, with the command that installs it: these tests are never
+skipped. ``scripts/install-services.sh`` (run by ``scripts/install.sh --dev``) installs both.
+
+Fixtures (registered from ``tests/conftest.py``):
+
+``moto_server``  (session) the S3 endpoint URL; while it runs, the standard ``AWS_*`` variables
+                 point boto3 and Spark's s3a at it (saved and restored around the session).
+``s3_bucket``    (function) a new, empty bucket on it; yields its name.
+``mariadb``      (session) a :class:`MariaDB` server; ``new_database()`` gives a fresh database
+                 and a SQLAlchemy URL for a least-privilege user.
+``mysql_url``    (function) a fresh database's ``mysql+pymysql://`` URL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+INSTALL_HINT = "run `bash scripts/install-services.sh` (or `scripts/install.sh --dev`) first"
+
+#: The privileges the product's database user needs (docs/s3-mysql.md): run the flow, create
+#: its tables (init-db) and load dimensions. No DROP, ALTER, GRANT, FILE or SUPER.
+APP_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX"
+
+_AWS_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "SALES_ETL_AWS_CREDENTIALS_BLOCK",
+)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Stop one process we started: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _find(executable: str, *preferred_dirs: str) -> str | None:
+    """``executable`` from ``preferred_dirs`` (in order), else from PATH."""
+    for folder in preferred_dirs:
+        candidate = Path(folder, executable)
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which(executable)
+
+
+# --- S3 (moto server) -----------------------------------------------------------------------------
+
+
+@dataclass
+class MotoServer:
+    """A running ``moto_server`` and the credentials the tests use against it."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    region: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self):
+        """A boto3 S3 client for test set-up and checks (independent of the product's client)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(s3={"addressing_style": "path"}),
+        )
+
+
+def start_moto_server(log_dir: Path) -> MotoServer:
+    """Start ``.venv/bin/moto_server`` on a free 127.0.0.1 port and wait until it answers."""
+    exe = _find("moto_server", str(Path(sys.executable).parent))  # the venv's, not PATH's
+    if exe is None:
+        pytest.fail(f"moto_server is not installed: {INSTALL_HINT}", pytrace=False)
+    port = free_port()
+    log = log_dir / "moto_server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    server = MotoServer(
+        endpoint=endpoint,
+        access_key="test" + secrets.token_hex(8),
+        secret_key=secrets.token_urlsafe(24),
+        region="us-east-1",
+        process=proc,
+        log=log,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"moto_server exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
+        if _port_open(port):
+            try:
+                server.client().list_buckets()
+                return server
+            except Exception:
+                pass
+        if time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail(f"moto_server did not answer within 60 s:\n{_tail(log)}", pytrace=False)
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 server for the session; the ``AWS_*`` environment points at it meanwhile."""
+    from sales_etl.storage.s3 import clear_s3_cache
+
+    server = start_moto_server(tmp_path_factory.mktemp("moto"))
+    saved = {name: os.environ.get(name) for name in _AWS_VARS}
+    for name in _AWS_VARS:
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": server.access_key,
+            "AWS_SECRET_ACCESS_KEY": server.secret_key,
+            "AWS_REGION": server.region,
+            "AWS_DEFAULT_REGION": server.region,
+            "AWS_ENDPOINT_URL_S3": server.endpoint,
+            # No profile files of the machine, no instance-metadata probing.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    clear_s3_cache()
+    try:
+        yield server
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        clear_s3_cache()
+        _stop(server.process)
+
+
+_bucket_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def s3_bucket(moto_server: MotoServer) -> str:
+    """A new empty bucket (unique name: Hadoop caches one S3A file system per bucket)."""
+    name = f"sales-etl-test-{os.getpid()}-{next(_bucket_numbers)}"
+    moto_server.client().create_bucket(Bucket=name)
+    return name
+
+
+# --- MariaDB -------------------------------------------------------------------------------------
+
+
+@dataclass
+class MariaDB:
+    """A private ``mariadbd`` (own datadir, socket and port) and its least-privilege user."""
+
+    port: int
+    socket: str
+    datadir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+    app_user: str
+    app_password: str
+    _databases: itertools.count
+
+    def root_connect(self, database: str | None = None):
+        """A PyMySQL connection as root over the private Unix socket."""
+        import pymysql
+
+        return pymysql.connect(
+            unix_socket=self.socket, user="root", database=database, autocommit=True
+        )
+
+    def url(self, database: str, user: str | None = None, password: str | None = None) -> str:
+        """``mysql+pymysql://`` URL of ``database`` over TCP (the app user by default)."""
+        from sqlalchemy.engine import URL
+
+        return URL.create(
+            "mysql+pymysql",
+            username=user or self.app_user,
+            password=password if user else self.app_password,
+            host="127.0.0.1",
+            port=self.port,
+            database=database,
+        ).render_as_string(hide_password=False)
+
+    def new_database(self, prefix: str = "etl") -> str:
+        """A new empty utf8mb4 database the app user may use; returns its URL."""
+        name = f"{prefix}_{next(self._databases)}"
+        with self.root_connect() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            cur.execute(f"GRANT {APP_PRIVILEGES} ON `{name}`.* TO %s@'127.0.0.1'", (self.app_user,))
+        return self.url(name)
+
+    def create_user(self, grants: list[str]) -> tuple[str, str]:
+        """A new user on 127.0.0.1 with exactly ``grants`` (``"SELECT ON db.t"``...)."""
+        user = f"u{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(18)
+        with self.root_connect() as conn, conn.cursor() as cur:
+            cur.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (user, password))
+            for grant in grants:
+                cur.execute(f"GRANT {grant} TO %s@'127.0.0.1'", (user,))
+        return user, password
+
+
+def start_mariadb(base: Path) -> MariaDB:
+    """Initialise a datadir under ``base``, start ``mariadbd`` on a free port, create the user."""
+    sbin = ("/usr/sbin", "/usr/local/sbin", "/usr/bin")
+    mariadbd = _find("mariadbd", *sbin) or _find("mysqld", *sbin)
+    install_db = _find("mariadb-install-db", *sbin) or _find("mysql_install_db", *sbin)
+    if mariadbd is None or install_db is None:
+        pytest.fail(f"MariaDB server binaries not found: {INSTALL_HINT}", pytrace=False)
+    datadir, log = base / "data", base / "mariadbd.log"
+    run_dir = Path(tempfile.mkdtemp(prefix="mdb-"))  # short path: Unix sockets max ~107 chars
+    sock = str(run_dir / "mysqld.sock")
+    as_root = ["--user=root"] if os.geteuid() == 0 else []
+    init = subprocess.run(
+        [
+            install_db,
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *as_root,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if init.returncode != 0:
+        pytest.fail(
+            f"mariadb-install-db failed ({init.returncode}):\n{init.stdout[-2000:]}\n{init.stderr[-2000:]}",
+            pytrace=False,
+        )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            mariadbd,
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={run_dir / 'mysqld.pid'}",
+            f"--log-error={log}",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_bin",
+            "--innodb-buffer-pool-size=256M",
+            "--innodb-log-file-size=96M",
+            "--innodb-flush-log-at-trx-commit=2",  # test data: no fsync per commit
+            "--max-allowed-packet=64M",
+            *as_root,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    server = MariaDB(
+        port=port,
+        socket=sock,
+        datadir=datadir,
+        process=proc,
+        log=log,
+        app_user="sales_etl",
+        app_password=secrets.token_urlsafe(18),
+        _databases=itertools.count(1),
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"mariadbd exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
+        try:
+            with server.root_connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                _stop(proc)
+                pytest.fail(f"mariadbd did not answer within 120 s:\n{_tail(log)}", pytrace=False)
+            time.sleep(0.3)
+    with server.root_connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (server.app_user, server.app_password)
+        )
+    return server
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
+    """A private MariaDB server for the session; stopped and its datadir deleted at the end
+    (its error log stays under pytest's temp folder)."""
+    server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
+    try:
+        yield server
+    finally:
+        _stop(server.process, timeout=60)
+        shutil.rmtree(Path(server.socket).parent, ignore_errors=True)
+        if server.process.returncode is not None:
+            shutil.rmtree(server.datadir, ignore_errors=True)
+
+
+@pytest.fixture
+def mysql_url(mariadb: MariaDB) -> str:
+    """A fresh, empty database on the session's MariaDB; the app user's URL."""
+    return mariadb.new_database()
