@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from sales_etl.settings import Settings
+from sales_etl.spark import configure_s3a
 from sales_etl.storage import ObjectInfo, StorageError, open_store
 from sales_etl.storage import s3 as s3_module
 from sales_etl.storage.s3 import S3Store, parse_s3_url, resolve_s3_connection
@@ -171,6 +173,9 @@ GLOB_KEYS = [
 
 
 def test_spark_paths_escape_globs_and_map_back(moto_server, s3_bucket, spark):
+    # The shared session may predate this server: hand it the endpoint and keys explicitly, as
+    # start_spark does for a flow run, instead of relying on the JVM's inherited environment.
+    configure_s3a(spark, Settings(landing=f"s3://{s3_bucket}/landing"))
     store = S3Store(f"s3://{s3_bucket}/landing")
     for i, key in enumerate(GLOB_KEYS):
         store.write_bytes(key, f"n\n{i}\n".encode())
