@@ -1,0 +1,211 @@
+"""Faults in dependencies (issue 6): a clear failure, nothing lost, a clean recovery on rerun.
+
+In-process flow runs on the session SparkSession. Faults are real, not mocks of the flow:
+- the database is unreachable for the whole run (its folder is a plain file), then comes back;
+- the object store fails every move into ``processed/`` after the first one (fault injected at
+  the ``ObjectStore.move`` boundary), then works again;
+- the marts file system is full (a 1 MiB tmpfs, root only), then grows.
+After the rerun each case must equal what the inputs say: every file once under
+``processed/``, staging COMPLETED, reporting tables = a plain ``Decimal`` recomputation.
+(SIGKILL crashes are covered by tests/test_crash_recovery.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from corpus import HEADER, lines, rec
+from helpers import files_under, read_parquet_rows, read_table, sha256_bytes, write_bytes
+from test_bad_input_corpus import _load_dims
+
+from sales_etl.storage.local import LocalStore
+
+
+def _inputs(n_files: int, rows_per_file: int, seed: int) -> dict[str, bytes]:
+    rnd = random.Random(seed)
+    files = {}
+    for f in range(n_files):
+        records = []
+        for _ in range(rows_per_file):
+            price = Decimal(rnd.randint(1, 9999)) / 100
+            qty = rnd.randint(1, 5)
+            records.append(
+                rec(
+                    customer=str(rnd.randint(1, 3)),
+                    product=f"p-{rnd.getrandbits(128):032x}",  # defeats compression
+                    date=f"2024-0{rnd.randint(3, 4)}-{rnd.randint(10, 28)}",
+                    person=str(rnd.choice([100, 101])),
+                    price=str(price),
+                    quantity=str(qty),
+                    total=str(price * qty),
+                )
+            )
+        records.append(rec(quantity="0", total="0.00"))  # one quarantined row per file
+        files[f"sales_{f}.csv"] = lines(records).encode()
+    return files
+
+
+def _expected_totals(files: dict[str, bytes]) -> dict[tuple[int, int, int], Decimal]:
+    totals: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
+    for data in files.values():
+        for line in data.decode().splitlines()[1:]:
+            v = dict(zip(HEADER, line.split(","), strict=True))
+            if v["quantity"] == "0":
+                continue
+            year, month = int(v["sales_date"][:4]), int(v["sales_date"][5:7])
+            totals[(int(v["customer_id"]), year, month)] += Decimal(v["total_cost"])
+    return dict(totals)
+
+
+class Env:
+    def __init__(self, root: Path, db_dir: Path | None = None) -> None:
+        self.root = root
+        self.landing, self.marts = root / "landing", root / "marts"
+        self.db_dir = db_dir or root / "db"
+        self.database_url = f"sqlite:///{self.db_dir / 'etl.db'}"
+        self.marts.mkdir(parents=True, exist_ok=True)
+        _load_dims(root / "dims", self.database_url)
+        self.files: dict[str, bytes] = {}
+
+    def send(self, files: dict[str, bytes]) -> None:
+        self.files.update(files)
+        for name, data in files.items():
+            write_bytes(self.landing / "to_process" / name, data)
+
+    def run(self) -> dict[str, Any]:
+        from sales_etl.flows.sales_flow import sales_etl_flow
+
+        return sales_etl_flow(
+            landing=str(self.landing), marts=str(self.marts), database_url=self.database_url
+        )
+
+    def assert_nothing_lost(self) -> None:
+        """Every sent file exactly once in the landing zone, bytes unchanged."""
+        found = files_under(self.landing)
+        assert len(found) == len(self.files), found
+        for name, data in self.files.items():
+            places = [p for p in found if p.endswith("/" + name)]
+            assert len(places) == 1, (name, places)
+            assert sha256_bytes((self.landing / places[0]).read_bytes()) == sha256_bytes(data)
+
+    def assert_equals_clean_run(self) -> None:
+        self.assert_nothing_lost()
+        assert files_under(self.landing / "to_process") == []
+        processed = files_under(self.landing / "processed")
+        assert sorted(p.split("/", 1)[1] for p in processed) == sorted(self.files)
+        rows = read_table(self.database_url, "customer_monthly_purchase")
+        got = {(r["customer_id"], r["year"], r["month"]): r["monthly_total"] for r in rows}
+        assert got == _expected_totals(self.files)
+        mart = read_parquet_rows(self.marts / "customer_data_mart")
+        quarantine = read_parquet_rows(self.marts / "quarantine")
+        n_rows = sum(d.count(b"\n") - 1 for d in self.files.values())
+        assert len(mart) + len(quarantine) == n_rows
+        assert len(quarantine) == len(self.files)
+        staging = read_table(self.database_url, "staging_files")
+        final = {}
+        for row in staging:  # a failed run leaves FAILED rows; the last row per file counts
+            final[row["file_name"]] = row["status"]
+        assert set(final.values()) == {"COMPLETED"}, final
+        assert not (self.marts / "_incoming").exists()
+
+
+def test_database_down_for_the_whole_run_then_back(
+    spark, prefect_api, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SALES_ETL_TASK_RETRIES", "0")
+    env = Env(tmp_path)
+    env.send(_inputs(2, 20, seed=1))
+    # The database disappears: its folder is moved away and a plain file stands in its place,
+    # so SQLite cannot open (or create) it.
+    shutil.move(env.db_dir, tmp_path / "db_away")
+    env.db_dir.write_text("not a folder")
+    with pytest.raises(Exception) as failure:
+        env.run()
+    assert str(env.db_dir) in str(failure.value)  # the error names the database location
+    env.assert_nothing_lost()
+    assert len(files_under(env.landing / "to_process")) == 2  # untouched, waiting
+    assert files_under(env.marts) == []
+
+    env.db_dir.unlink()
+    shutil.move(tmp_path / "db_away", env.db_dir)
+    env.run()
+    env.assert_equals_clean_run()
+
+
+def test_storage_fails_mid_archive_then_rerun_finishes(
+    spark, prefect_api, tmp_path: Path, monkeypatch
+) -> None:
+    env = Env(tmp_path)
+    env.send(_inputs(3, 20, seed=2))
+    real_move = LocalStore.move
+    archived: list[str] = []
+
+    def flaky_move(self: LocalStore, src: str, dst: str) -> None:
+        if dst.startswith("processed/"):
+            if archived:  # the first archive move works, every later one fails
+                raise OSError(5, "Input/output error (injected)")
+            archived.append(dst)
+        real_move(self, src, dst)
+
+    monkeypatch.setattr(LocalStore, "move", flaky_move)
+    with pytest.raises(Exception, match="injected"):
+        env.run()
+    env.assert_nothing_lost()  # one file archived, two still in to_process/
+    assert len(files_under(env.landing / "processed")) == 1
+    assert len(files_under(env.landing / "to_process")) == 2
+    run = read_table(env.database_url, "etl_runs")[-1]
+    assert run["status"] != "COMPLETED"
+
+    monkeypatch.setattr(LocalStore, "move", real_move)
+    summary = env.run()  # recovery finishes the archive; nothing new to load
+    assert summary["rows_total"] == 0
+    env.assert_equals_clean_run()
+    batches = {p.split("/")[0] for p in files_under(env.landing / "processed")}
+    assert len(batches) == 1  # archived into the committed run's folder
+
+
+def _mount_tmpfs(target: Path, size: str) -> None:
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)], check=True)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    if os.geteuid() != 0:
+        pytest.fail("the disk-full test needs root (mount -t tmpfs)")
+    target = tmp_path / "marts"
+    target.mkdir()
+    _mount_tmpfs(target, "1m")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=False)
+
+
+def test_disk_full_on_the_marts_then_space_freed(
+    spark, prefect_api, tmp_path: Path, tiny_disk: Path
+) -> None:
+    env = Env(tmp_path)
+    assert env.marts == tiny_disk
+    env.send(_inputs(2, 15_000, seed=3))
+    with pytest.raises(Exception) as failure:
+        env.run()
+    text = str(failure.value)
+    runs = read_table(env.database_url, "etl_runs")
+    text += " " + str(runs[-1]["error"])
+    assert "No space left on device" in text or "ENOSPC" in text, text[:2000]
+    env.assert_nothing_lost()
+    assert len(files_under(env.landing / "to_process")) == 2
+    assert files_under(env.marts, ".parquet") == []  # the batch was rolled back
+    assert read_table(env.database_url, "customer_monthly_purchase") == []
+
+    subprocess.run(["mount", "-o", "remount,size=256m", str(tiny_disk)], check=True)
+    env.run()
+    env.assert_equals_clean_run()
