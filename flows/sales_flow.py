@@ -61,8 +61,13 @@ def sales_etl_flow(
     )
     logger = get_run_logger()
     run_id = uuid.uuid4().hex
-    engine = make_engine(settings.database_url)
     open_pipeline(settings, run_id)
+    engine = make_engine(settings.database_url)
+    # Keep one pooled connection for the journal: if the database later refuses new
+    # connections (max_connections, a failover in progress), the failure handler can still
+    # roll the batch back and mark its files FAILED over this one.
+    with engine.connect():
+        pass
     batch_id: str | None = None
     plans: list[dict[str, Any]] = []
     try:
