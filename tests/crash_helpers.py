@@ -1,0 +1,629 @@
+"""Helpers for tests/test_crash_recovery.py: fixture files, workspaces, `sales-etl` subprocesses,
+a shared Prefect server, and the comparable state of a workspace.
+
+Everything here looks at a workspace from the outside (files, SQLite, Parquet read with pyarrow),
+never through the product's own code, so the exactly-once tests cannot share a bug with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VENV_BIN = Path(sys.executable).parent
+SALES_ETL = str(VENV_BIN / "sales-etl")
+PREFECT = str(VENV_BIN / "prefect")
+
+BATCH_RE = re.compile(r"^[0-9]{8}_[0-9]{6}$")
+MART_NAMES = ("customer_data_mart", "sales_team_data_mart", "quarantine")
+
+# --- fixture data --------------------------------------------------------------------------------
+
+DIMENSIONS: dict[str, str] = {
+    "customer.csv": (
+        "customer_id,first_name,last_name,address,pincode,phone_number,customer_joining_date\n"
+        "1,Asha,Rao,12 Hill Rd,560001,9000000001,2023-01-05\n"
+        "2,Bilal,Khan,4 Lake St,560002,9000000002,2023-02-11\n"
+        "3,Chen,Li,9 Park Ave,560003,9000000003,2023-03-20\n"
+        "4,Dana,Ivers,77 Mill Ln,560004,9000000004,2023-04-01\n"
+        "5,Emil,Sorensen,3 Bay Rd,560005,,2023-05-15\n"
+    ),
+    "store.csv": (
+        "id,address,store_pincode,store_manager_name,store_opening_date,reviews\n"
+        "1,1 Market Sq,560010,Meera,2022-01-01,good\n"
+        "2,2 Station Rd,560020,Tomas,2022-06-01,\n"
+    ),
+    "sales_team.csv": (
+        "id,first_name,last_name,manager_id,is_manager,address,pincode,joining_date\n"
+        "10,Ravi,Menon,10,Y,5 Oak St,560011,2021-01-01\n"
+        "11,Sara,Nunes,10,N,6 Elm St,560012,2021-02-01\n"
+        "20,Ivan,Petrov,20,Y,7 Ash St,560021,2021-03-01\n"
+        "21,Lena,Ng,20,N,8 Fir St,560022,2021-04-01\n"
+    ),
+    "product.csv": (
+        "id,name,current_price,old_price,created_date,updated_date,expiry_date\n"
+        "1,soap,2.50,2.25,2023-01-01,2023-06-01,2026-01-01\n"
+        "2,rice,10.00,9.50,2023-01-01,2023-06-01,2026-01-01\n"
+        "3,tea,4.75,,2023-01-01,,2026-01-01\n"
+    ),
+}
+
+_HEADER = "customer_id,store_id,product_name,sales_date,sales_person_id,price,quantity,total_cost\n"
+
+#: First batch: three sales files over two months (bad rows, one extra column, another column
+#: order) and one file that is not a CSV.
+BATCH_1: dict[str, bytes] = {
+    "sales_2024_03_a.csv": (
+        _HEADER + "1,1,soap,2024-03-02,11,2.50,4,10.00\n"
+        "2,1,rice,2024-03-05,11,10.00,3,30.00\n"
+        "3,2,tea,2024-03-07,21,4.75,2,9.50\n"
+        "99,1,soap,2024-03-08,11,2.50,1,2.50\n"  # unknown customer
+        "4,2,rice,2024-03-09,21,10.00,0,0.00\n"  # quantity 0
+        "1,1,tea,2024-02-30,10,4.75,1,4.75\n"  # not a real date
+        "5,2,soap,2024-03-15,20,2.50,10,25.00\n"
+    ).encode(),
+    "sales_2024_03_b.csv": (
+        b"sales_date,customer_id,store_id,sales_person_id,product_name,price,quantity,"
+        b"total_cost,channel,coupon\n"
+        b"2024-03-11,4,1,10,rice,10.00,2,20.00,web,SPRING\n"
+        b'2024-03-12,5,2,21,"tea, green",4.75,4,19.00,store,\n'
+        b"2024-04-01,1,2,20,soap,2.50,2,5.00,web,APRIL\n"
+        b"2024-03-13,2,1,11,rice,10.00,1,11.00,web,\n"  # total_cost mismatch
+        b"2024-04-02,3,1,10,tea,4.75,3,14.25,store,X\n"
+    ),
+    "sales_2024_04.csv": (
+        _HEADER + "3,1,rice,2024-04-03,11,10.00,5,50.00\n"
+        "4,2,soap,2024-04-04,21,2.50,8,20.00\n"
+        "5,1,tea,2024-04-05,10,4.75,2,9.50\n"
+        "1,2,rice,2024-04-06,20,abc,1,10.00\n"  # price does not parse
+        "2,3,soap,2024-04-07,11,2.50,2,5.00\n"  # unknown store
+        ",1,tea,2024-04-08,10,4.75,1,4.75\n"  # missing customer_id
+        "2,1,soap,2024-04-09,99,2.50,2,5.00\n"  # unknown sales person
+    ).encode(),
+    "store_notes.json": b'{"note": "not a sales file"}\n',
+}
+
+#: Second batch: a late March file (changes March's totals and its top performer).
+BATCH_2: dict[str, bytes] = {
+    "sales_2024_03_late.csv": (
+        _HEADER + "3,2,rice,2024-03-28,21,10.00,6,60.00\n"
+        "1,2,tea,2024-03-29,21,4.75,2,9.50\n"
+        "2,1,soap,2024-03-30,11,-2.50,1,-2.50\n"  # negative price
+    ).encode(),
+}
+
+ALL_FILES: dict[str, bytes] = {**BATCH_1, **BATCH_2}
+
+
+def write_dimensions(directory: Path) -> Path:
+    """The four dimension CSVs, headers = the table columns."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in DIMENSIONS.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return directory
+
+
+def drop_files(ws: Workspace, files: dict[str, bytes]) -> None:
+    """Put files into the workspace's ``to_process/``."""
+    inbox = ws.landing / "to_process"
+    inbox.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (inbox / name).write_bytes(data)
+
+
+# --- workspaces and runs -----------------------------------------------------------------------
+
+
+@dataclass
+class Workspace:
+    """A landing folder, a marts folder and an SQLite file under one root."""
+
+    root: Path
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def marts(self) -> Path:
+        return self.root / "marts"
+
+    @property
+    def db(self) -> Path:
+        return self.root / "etl.db"
+
+    def settings_env(self) -> dict[str, str]:
+        return {
+            "SALES_ETL_LANDING": str(self.landing),
+            "SALES_ETL_MARTS": str(self.marts),
+            "SALES_ETL_DATABASE_URL": f"sqlite:///{self.db}",
+        }
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of an SQLite database (WAL included) through the backup API."""
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def new_workspace(root: Path, template_db: Path) -> Workspace:
+    """A fresh workspace whose database already holds the dimensions (copied from a template)."""
+    ws = Workspace(root)
+    (ws.landing / "to_process").mkdir(parents=True)
+    ws.marts.mkdir(parents=True)
+    copy_sqlite(template_db, ws.db)
+    return ws
+
+
+def clone_workspace(source: Workspace, root: Path) -> Workspace:
+    """A copy of a finished workspace (no run may be live in it)."""
+    ws = Workspace(root)
+    root.mkdir(parents=True)
+    shutil.copytree(source.landing, ws.landing)
+    shutil.copytree(source.marts, ws.marts)
+    copy_sqlite(source.db, ws.db)
+    return ws
+
+
+def base_env(prefect_home: Path, api_url: str | None) -> dict[str, str]:
+    """Environment of every `sales-etl` subprocess (small Spark, quiet Prefect)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SALES_ETL_", "PREFECT_"))}
+    env.update(
+        {
+            "SALES_ETL_SPARK_MASTER": "local[2]",
+            "SALES_ETL_SPARK_SHUFFLE_PARTITIONS": "2",
+            "SALES_ETL_SPARK_DRIVER_MEMORY": "1g",
+            "SALES_ETL_RETRY_DELAY_SECONDS": "0.2",
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "PYSPARK_PYTHON": sys.executable,
+            # Tiny jobs on 2 shared cores: the C1 JIT alone and the serial GC halve the time of
+            # a run here (measured 46-69 s against 111-127 s per clean run, load ~8).
+            "JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+@dataclass
+class RunResult:
+    """How one `sales-etl` subprocess ended."""
+
+    returncode: int
+    seconds: float
+    log: Path
+    started_wall: float  # time.time() at start, to place the log's time stamps
+    killed_at: float | None = None  # seconds after start when the test SIGKILLed the group
+    kill_reason: str | None = None
+
+    def tail(self, lines: int = 60) -> str:
+        text = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+@dataclass(frozen=True)
+class KillAt:
+    """SIGKILL the process group ``delay`` seconds after ``anchor`` (a regex) first shows up in
+    the run's log (after the process start when ``anchor`` is None) -- or as soon as ``until``
+    shows up, if that comes first, so the kill stays inside the phase even in a faster run."""
+
+    delay: float
+    anchor: str | None = None
+    until: str | None = None
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in process group ``pgid``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL whatever is left of the process group we started (Spark JVM, Prefect helpers)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _wait_for_kill(
+    proc: subprocess.Popen[bytes], log: Path, kill: KillAt, start: float
+) -> str | None:
+    """Wait for the kill instant (or the process end); returns why the group was killed."""
+    deadline = None if kill.anchor else start + kill.delay
+    anchor = re.compile(kill.anchor) if kill.anchor else None
+    until = re.compile(kill.until) if kill.until else None
+    seen = 0
+    while proc.poll() is None:
+        now = time.monotonic()
+        with log.open("rb") as handle:
+            handle.seek(seen)
+            chunk = handle.read()
+        # Only complete lines: a half-written line is read again next time.
+        text = chunk[: chunk.rfind(b"\n") + 1]
+        seen += len(text)
+        lines = text.decode(errors="replace")
+        if deadline is None and anchor is not None and anchor.search(lines):
+            deadline = now + kill.delay
+        if deadline is not None and now >= deadline:
+            _kill_group(proc)
+            return "at its instant"
+        if deadline is not None and until is not None and until.search(lines):
+            _kill_group(proc)
+            return "at the phase end (run faster than the reference)"
+        time.sleep(0.02)
+    return None
+
+
+def run_cli(
+    args: list[str],
+    ws: Workspace,
+    env: dict[str, str],
+    *,
+    label: str,
+    extra_env: dict[str, str] | None = None,
+    kill: KillAt | None = None,
+    timeout: float = 600,
+    linger: float = 60,
+) -> RunResult:
+    """Run ``sales-etl ARGS`` against ``ws`` in its own session, output to a log file.
+
+    ``kill``: SIGKILL the whole process group at that instant (if still running). After a
+    clean exit the group's other processes (the Spark JVM) get ``linger`` seconds to exit by
+    themselves; after that, or after any other end, whatever is left of the group is
+    SIGKILLed, so a crashed run cannot keep writing into the workspace while the next starts.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    log = ws.root / f"{len(ws.logs):02d}-{slug}.log"
+    ws.logs.append(log)
+    full_env = {**env, **ws.settings_env(), **(extra_env or {})}
+    killed_at = kill_reason = None
+    with log.open("wb") as out:
+        started_wall, start = time.time(), time.monotonic()
+        proc = subprocess.Popen(
+            [SALES_ETL, *args],
+            env=full_env,
+            cwd=ws.root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            if kill is not None:
+                kill_reason = _wait_for_kill(proc, log, kill, start)
+                if kill_reason:
+                    killed_at = time.monotonic() - start
+            proc.wait(timeout=timeout)
+            seconds = time.monotonic() - start
+            if proc.returncode == 0:
+                end = time.monotonic() + linger
+                while _group_alive(proc.pid) and time.monotonic() < end:
+                    time.sleep(0.1)
+        finally:
+            _kill_group(proc)
+            proc.wait()
+    return RunResult(proc.returncode, seconds, log, started_wall, killed_at, kill_reason)
+
+
+_STAMP = re.compile(r"^(\d{2}):(\d{2}):(\d{2}\.\d+) \|")
+
+
+def log_offsets(result: RunResult, pattern: str) -> list[float]:
+    """Seconds after the process start of every log line matching ``pattern``."""
+    start = time.localtime(result.started_wall)
+    start_of_day = start.tm_hour * 3600 + start.tm_min * 60 + start.tm_sec
+    start_of_day += result.started_wall % 1
+    offsets = []
+    regex = re.compile(pattern)
+    for line in result.log.read_text(errors="replace").splitlines():
+        stamp = _STAMP.match(line)
+        if stamp and regex.search(line):
+            h, m, sec = int(stamp[1]), int(stamp[2]), float(stamp[3])
+            offsets.append((h * 3600 + m * 60 + sec - start_of_day) % 86400)
+    return offsets
+
+
+# --- a class-data-sharing archive for the Spark JVM ----------------------------------------------
+
+_WARM_UP = """
+import sys
+from pathlib import Path
+
+import pandas as pd
+from sales_etl.settings import Settings
+from sales_etl.spark import start_spark, stop_spark
+
+work = Path(sys.argv[1])
+(work / "in.csv").write_text("a,b,c\\n1,x,2024-03-01\\n2,y,2024-04-01\\n")
+spark = start_spark(Settings(spark_master="local[2]", spark_shuffle_partitions=2,
+                             spark_driver_memory="1g"))
+dims = spark.createDataFrame(pd.DataFrame({"a": ["1", "2"], "name": ["p", "q"]}))
+frame = spark.read.option("header", "true").csv(str(work / "in.csv")).join(dims, "a", "left")
+frame.write.mode("overwrite").partitionBy("c").parquet(str(work / "out"))
+spark.read.parquet(str(work / "out")).groupBy("c").count().collect()
+list(spark.read.parquet(str(work / "out")).toLocalIterator())
+stop_spark()
+"""
+
+
+def dump_class_archive(archive: Path, env: dict[str, str], work: Path) -> float:
+    """Run a small Spark job with ``-XX:ArchiveClassesAtExit``; returns seconds taken.
+
+    Every later JVM maps the archive (``-XX:SharedArchiveFile``) instead of loading and
+    verifying Spark's classes from the jars again. A missing archive only costs speed.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    java_opts = f"{env.get('JAVA_TOOL_OPTIONS', '')} -XX:ArchiveClassesAtExit={archive}"
+    start = time.monotonic()
+    with (work / "warm-up.log").open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WARM_UP, str(work)],
+            env={**env, "JAVA_TOOL_OPTIONS": java_opts.strip()},
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=300)
+            end = time.monotonic() + 60  # the JVM writes the archive as it exits
+            while _group_alive(proc.pid) and time.monotonic() < end:
+                time.sleep(0.1)
+        finally:
+            _kill_group(proc)
+            proc.wait()
+    return time.monotonic() - start
+
+
+def with_class_archive(env: dict[str, str], archive: Path) -> dict[str, str]:
+    """``env`` whose JVMs map ``archive`` (unchanged if there is none)."""
+    if not archive.is_file():
+        return env
+    java_opts = f"{env.get('JAVA_TOOL_OPTIONS', '')} -XX:SharedArchiveFile={archive}"
+    return {**env, "JAVA_TOOL_OPTIONS": java_opts.strip()}
+
+
+# --- a shared Prefect server -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def api_healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return response.read().strip() == b"true"
+    except OSError:
+        return False
+
+
+class PrefectServer:
+    """``prefect server start`` on a free local port, in its own session, own PREFECT_HOME."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log = home / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.startup_seconds = 0.0
+
+    def start(self, timeout: float = 180) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = base_env(self.home, None)
+        start = time.monotonic()
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        while time.monotonic() - start < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"prefect server exited ({self.proc.returncode}): "
+                    + self.log.read_text(errors="replace")[-3000:]
+                )
+            if api_healthy(self.api_url):
+                self.startup_seconds = time.monotonic() - start
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"prefect server not healthy after {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except (ProcessLookupError, PermissionError):
+            pass
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc)
+            self.proc.wait()
+        self.proc = None
+
+
+# --- the comparable state of a workspace -------------------------------------------------------
+
+
+def _norm(value: Any) -> str:
+    return "<null>" if value is None else f"{type(value).__name__}:{value}"
+
+
+def _sql_rows(db: Path, table: str) -> list[tuple[str, ...]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        cursor = conn.execute(f"SELECT * FROM {table}")
+        names = [d[0] for d in cursor.description]
+        rows = [tuple(f"{n}={_norm(v)}" for n, v in zip(names, row, strict=True)) for row in cursor]
+    finally:
+        conn.close()
+    return sorted(rows)
+
+
+def mart_rows(mart_root: Path) -> list[tuple[str, ...]]:
+    """Every row of a Parquet mart, partition values included, ``batch_id`` dropped; sorted.
+
+    Rows are compared as a sorted list (a multiset), so a duplicated row is a difference.
+    """
+    import pyarrow.parquet as pq
+
+    rows: list[tuple[str, ...]] = []
+    if not mart_root.is_dir():
+        return rows
+    for path in sorted(mart_root.rglob("*.parquet")):
+        rel = path.relative_to(mart_root).parts
+        partitions = dict(part.split("=", 1) for part in rel[:-1] if "=" in part)
+        table = pq.read_table(path, partitioning=None)
+        names = [n for n in table.column_names if n != "batch_id"]
+        for record in table.select(names).to_pylist():
+            values = {**{k: _norm(v) for k, v in record.items()}, **partitions}
+            rows.append(tuple(f"{k}={values[k]}" for k in sorted(values)))
+    return sorted(rows)
+
+
+def landing_places(landing: Path) -> dict[str, list[str]]:
+    """File name -> every place it is in the landing zone, batch folders shown as ``<batch>``."""
+    places: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+        parts = [
+            "<batch>" if BATCH_RE.match(part) else part for part in path.relative_to(landing).parts
+        ]
+        places[path.name].append("/".join(parts))
+    return {name: sorted(found) for name, found in sorted(places.items())}
+
+
+def landing_checksums(landing: Path) -> dict[str, list[str]]:
+    """File name -> sha256 of every copy of it in the landing zone."""
+    sums: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+        sums[path.name].append(hashlib.sha256(path.read_bytes()).hexdigest())
+    return dict(sums)
+
+
+def journal(db: Path) -> dict[str, Any]:
+    """Latest staging status per file name, open staging rows, open runs."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        latest = dict(
+            conn.execute(
+                "SELECT file_name, status FROM staging_files s WHERE id = "
+                "(SELECT MAX(id) FROM staging_files t WHERE t.file_name = s.file_name)"
+            ).fetchall()
+        )
+        active = conn.execute(
+            "SELECT file_name, run_id FROM staging_files WHERE status = 'ACTIVE'"
+        ).fetchall()
+        open_runs = conn.execute(
+            "SELECT run_id, status FROM etl_runs WHERE status IN ('STARTED', 'LOADED')"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {
+        "latest_status": dict(sorted(latest.items())),
+        "active_rows": sorted(active),
+        "open_runs": sorted(open_runs),
+    }
+
+
+def workspace_state(ws: Workspace) -> dict[str, Any]:
+    """Everything that must be equal between a workspace and the clean reference."""
+    return {
+        "customer_monthly_purchase": _sql_rows(ws.db, "customer_monthly_purchase"),
+        "sales_team_incentive": _sql_rows(ws.db, "sales_team_incentive"),
+        **{f"mart:{name}": mart_rows(ws.marts / name) for name in MART_NAMES},
+        "marts_top_level": sorted(p.name for p in ws.marts.iterdir()),
+        "landing": landing_places(ws.landing),
+        **journal(ws.db),
+    }
+
+
+def diff_states(actual: dict[str, Any], expected: dict[str, Any]) -> str:
+    """A readable summary of which parts differ (the full values follow in pytest's diff)."""
+    lines = []
+    for key in sorted(set(actual) | set(expected)):
+        a, e = actual.get(key), expected.get(key)
+        if a == e:
+            continue
+        if isinstance(a, list) and isinstance(e, list):
+            missing = _multiset_minus(e, a)
+            extra = _multiset_minus(a, e)
+            lines.append(f"{key}: {len(missing)} missing, {len(extra)} unexpected")
+            lines += [f"    - {row}" for row in missing[:5]]
+            lines += [f"    + {row}" for row in extra[:5]]
+        else:
+            lines.append(f"{key}:\n    expected {e}\n    actual   {a}")
+    return "\n".join(lines)
+
+
+def _multiset_minus(left: list[Any], right: list[Any]) -> list[Any]:
+    remaining = list(right)
+    out = []
+    for item in left:
+        if item in remaining:
+            remaining.remove(item)
+        else:
+            out.append(item)
+    return out
+
+
+def assert_nothing_lost(ws: Workspace, names: dict[str, bytes]) -> None:
+    """Every input file is in exactly one place in the landing zone, byte for byte."""
+    places = landing_places(ws.landing)
+    sums = landing_checksums(ws.landing)
+    for name, data in names.items():
+        found = places.get(name, [])
+        assert len(found) == 1, f"{name} should be in exactly one place, found {found}"
+        assert sums[name] == [hashlib.sha256(data).hexdigest()], f"{name} changed bytes"
+
+
+_TASK_LINE = re.compile(r"Task run '(?P<task>[a-z0-9-]+?)-[0-9a-f]{3}' - (?P<what>.*)")
+
+
+def last_step(log: Path) -> str:
+    """The last task a run's log mentions, with what it said (where a killed run was)."""
+    last = "before the first task"
+    for line in log.read_text(errors="replace").splitlines():
+        match = _TASK_LINE.search(line)
+        if match:
+            what = "finished" if match["what"].startswith("Finished") else "running"
+            last = f"{match['task']} ({what})"
+    return last
