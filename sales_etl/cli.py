@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sales-etl`` console script."""
     # The temporary Prefect server's telemetry write races its own SQLite file at start-up.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Without PREFECT_API_URL each run starts a temporary Prefect server; on a busy host its
+    # default start-up budget is too short and the run fails before it begins.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

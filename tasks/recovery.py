@@ -81,9 +81,9 @@ def recover(settings: Settings) -> list[dict[str, Any]]:
             else:  # LOADED: the data is committed, only the file moves may be unfinished
                 moved = move_staged(landing, staged_files(engine, run.run_id, ACTIVE))
                 moved += move_staged(landing, staged_files(engine, run.run_id, REJECTED))
-                complete_run(engine, run.run_id, {"recovered_by_next_run": True})
-                drop_scratch(marts, run.batch_id)
+                drop_scratch(marts, run.batch_id)  # before COMPLETED: see finish_run
                 landing.delete_prefix(incoming_prefix(run.batch_id))
+                complete_run(engine, run.run_id, {"recovered_by_next_run": True})
                 actions.append(
                     {
                         "run_id": run.run_id,

@@ -53,10 +53,12 @@ def commit_empty_batch(settings: Settings, run_id: str) -> None:
 def finish_run(settings: Settings, run_id: str, batch_id: str, summary: dict[str, Any]) -> None:
     """Staging rows ACTIVE -> COMPLETED, run -> COMPLETED, scratch folder removed."""
     crash_point("before_staging_complete")
+    # Scratch first: once the run is COMPLETED nothing looks at it again, so a crash between
+    # the two steps must not leave a copy of the batch's rows behind.
+    drop_scratch(open_store(settings.marts), batch_id)
+    open_store(settings.landing).delete_prefix(incoming_prefix(batch_id))  # Hadoop-safe aliases
     engine = make_engine(settings.database_url)
     try:
         complete_run(engine, run_id, summary)
     finally:
         engine.dispose()
-    drop_scratch(open_store(settings.marts), batch_id)
-    open_store(settings.landing).delete_prefix(incoming_prefix(batch_id))  # Hadoop-safe aliases
