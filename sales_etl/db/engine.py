@@ -17,7 +17,7 @@ MYSQL_SESSION_SETUP = (
 
 
 def make_engine(database_url: str) -> Engine:
-    """An engine for ``database_url``; SQLite gets its folder created and foreign-safe pragmas."""
+    """An engine for ``database_url``: SQLite gets its folder and WAL, MySQL strict UTC sessions."""
     url = make_url(database_url)
     kwargs: dict[str, object] = {"future": True, "pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
@@ -37,10 +37,12 @@ def make_engine(database_url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            # WAL lets readers (a user's sqlite3 shell) work while a run writes.
+            # WAL lets readers (a user's sqlite3 shell) work while a run writes. FULL sync:
+            # files are archived right after the LOADED commit, so that commit must survive a
+            # power cut (NORMAL may lose the last transactions in WAL mode).
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")
             cur.close()
 
     return engine
