@@ -32,6 +32,7 @@ import pyarrow.csv as pacsv
 
 from sales_etl.db.dimensions import DIMENSION_FILES
 from sales_etl.db.schema import DIMENSION_TABLES
+from sales_etl.validators.model import MANDATORY_COLUMNS
 
 __all__ = [
     "BAD_ROW_KINDS",
@@ -50,16 +51,7 @@ __all__ = [
 ]
 
 #: Mandatory sales columns, in the order the generator writes them.
-SALES_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "store_id",
-    "product_name",
-    "sales_date",
-    "sales_person_id",
-    "price",
-    "quantity",
-    "total_cost",
-)
+SALES_COLUMNS: tuple[str, ...] = MANDATORY_COLUMNS
 #: Extra columns written when ``extra_columns=True`` (they end up in ``additional_column``).
 EXTRA_COLUMNS: tuple[str, ...] = ("payment_mode", "coupon_code")
 

@@ -26,16 +26,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-MANDATORY_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "store_id",
-    "product_name",
-    "sales_date",
-    "sales_person_id",
-    "price",
-    "quantity",
-    "total_cost",
-)
+from sales_etl.validators.model import MANDATORY_COLUMNS
+
 ID_COLUMNS = ("customer_id", "store_id", "sales_person_id")
 MONEY = T.DecimalType(18, 2)
 CORRUPT_COLUMN = "_corrupt_record"

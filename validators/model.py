@@ -23,6 +23,19 @@ from sales_etl.settings import Settings
 if TYPE_CHECKING:
     from sales_etl.storage.base import ObjectStore
 
+#: The columns every sales file must have, in any order, with exactly these names. The one
+#: definition of the input contract: validators, Spark transforms and the generator import it.
+MANDATORY_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "store_id",
+    "product_name",
+    "sales_date",
+    "sales_person_id",
+    "price",
+    "quantity",
+    "total_cost",
+)
+
 #: Rejection categories; each is also the ``error_files/<category>/`` folder name.
 WRONG_FILE_TYPE = "wrong_file_types"
 BAD_SCHEMA = "bad_schema"

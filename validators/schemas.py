@@ -46,17 +46,7 @@ with _environment_restored():
     from pandera.errors import SchemaErrorReason, SchemaErrors
     from pandera.typing import Series
 
-#: The columns every sales file must have, in any order, with exactly these names.
-MANDATORY_COLUMNS = (
-    "customer_id",
-    "store_id",
-    "product_name",
-    "sales_date",
-    "sales_person_id",
-    "price",
-    "quantity",
-    "total_cost",
-)
+from sales_etl.validators.model import MANDATORY_COLUMNS  # noqa: E402 (after pandera's import)
 
 #: Validation depths :func:`validate_mart_frame` accepts (pandera's ``ValidationDepth`` names).
 VALIDATION_DEPTHS = ("SCHEMA_ONLY", "DATA_ONLY", "SCHEMA_AND_DATA")
