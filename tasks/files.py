@@ -151,13 +151,11 @@ def _mark_duplicates(plans: list[FilePlan], already_loaded: set[str]) -> None:
 
 def move_staged(store: ObjectStore, rows: Sequence[object]) -> int:
     """Move each staging row's file to its recorded target (idempotent); returns files moved."""
-    moved = 0
-    for row in rows:
-        source, target = row.file_location, row.target_location  # type: ignore[attr-defined]
-        if store.exists(source) or not store.exists(target):
-            store.move(source, target)
-            moved += 1
-    return moved
+    # ObjectStore.move is itself idempotent and says whether it had work to do.
+    return sum(
+        store.move(row.file_location, row.target_location)  # type: ignore[attr-defined]
+        for row in rows
+    )
 
 
 @task(name="validate-files", cache_policy=NO_CACHE, **retry_options())

@@ -148,12 +148,12 @@ def test_storage_fails_mid_archive_then_rerun_finishes(
     real_move = LocalStore.move
     archived: list[str] = []
 
-    def flaky_move(self: LocalStore, src: str, dst: str) -> None:
+    def flaky_move(self: LocalStore, src: str, dst: str) -> bool:
         if dst.startswith("processed/"):
             if archived:  # the first archive move works, every later one fails
                 raise OSError(5, "Input/output error (injected)")
             archived.append(dst)
-        real_move(self, src, dst)
+        return real_move(self, src, dst)
 
     monkeypatch.setattr(LocalStore, "move", flaky_move)
     with pytest.raises(Exception, match="injected"):

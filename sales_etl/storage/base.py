@@ -88,19 +88,21 @@ class ObjectStore(ABC):
     def key_from_spark_path(self, path: str) -> str | None:
         """Map a path Spark reports (``_metadata.file_path``, URL-encoded) back to a key."""
 
-    def move(self, src: str, dst: str) -> None:
+    def move(self, src: str, dst: str) -> bool:
         """Move ``src`` to ``dst`` by copy then delete; safe to repeat after a crash.
 
         If ``src`` is gone and ``dst`` exists, an earlier attempt finished the copy and the
-        delete: nothing is left to do. If both exist, the copy is redone (same bytes) and
-        ``src`` deleted, so the object ends in exactly one place either way.
+        delete: nothing is left to do (returns False). If both exist, the copy is redone (same
+        bytes) and ``src`` deleted, so the object ends in exactly one place either way. Returns
+        True when this call moved the object.
         """
         if not self.exists(src):
             if self.exists(dst):
-                return
+                return False
             raise StorageError(f"cannot move {src!r}: it does not exist")
         self.copy(src, dst)
         self.delete(src)
+        return True
 
     def sha256(self, key: str) -> str:
         """Hex SHA-256 of the object's bytes, streamed."""

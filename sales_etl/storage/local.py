@@ -68,14 +68,15 @@ class LocalStore(ObjectStore):
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)  # readers never see a half-written target
 
-    def move(self, src: str, dst: str) -> None:
+    def move(self, src: str, dst: str) -> bool:
         source, target = self._path(src), self._path(dst)
         if not source.exists():
             if target.exists():
-                return
+                return False
             raise StorageError(f"cannot move {src!r}: it does not exist")
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)  # atomic within one file system
+        return True
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

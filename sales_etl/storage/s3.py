@@ -388,22 +388,23 @@ class S3Store(ObjectStore):
             ),
         )
 
-    def move(self, src: str, dst: str) -> None:
+    def move(self, src: str, dst: str) -> bool:
         """Copy then delete (S3 has no rename); safe to repeat, 3 requests when there is work.
 
         Source gone and target present: an earlier attempt finished, nothing to do. Both
         present (a crash between copy and delete): the copy is redone and the source deleted.
         """
         if self._full(src) == self._full(dst):
-            return
+            return False
         try:
             size = self.size(src)
         except StorageError:
             if self.exists(dst):
-                return
+                return False
             raise StorageError(f"cannot move {src!r}: it does not exist in {self.url}") from None
         self._copy(src, dst, size)
         self.delete(src)
+        return True
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
