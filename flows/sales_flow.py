@@ -18,7 +18,7 @@ from sales_etl.artifacts import publish_failure_artifacts, publish_run_artifacts
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import RUN_LOADED
 from sales_etl.settings import Settings
-from sales_etl.spark import start_spark, stop_spark
+from sales_etl.spark import start_spark, start_spark_in_background, stop_spark
 from sales_etl.storage import open_store
 from sales_etl.summary import build_summary
 from sales_etl.tasks.files import (
@@ -37,6 +37,7 @@ from sales_etl.tasks.staging import (
     open_pipeline,
     record_file_rows,
 )
+from sales_etl.timing import StageClock
 
 
 @flow(name="sales-etl", log_prints=False)
@@ -61,7 +62,9 @@ def sales_etl_flow(
     )
     logger = get_run_logger()
     run_id = uuid.uuid4().hex
-    open_pipeline(settings, run_id)
+    clock = StageClock()
+    with clock.stage("open pipeline"):
+        open_pipeline(settings, run_id)
     engine = make_engine(settings.database_url)
     # Keep one pooled connection for the journal: if the database later refuses new
     # connections (max_connections, a failover in progress), the failure handler can still
@@ -71,8 +74,12 @@ def sales_etl_flow(
     batch_id: str | None = None
     plans: list[dict[str, Any]] = []
     try:
-        recovered = recover_interrupted_runs(settings)
-        keys = list_incoming_files(settings)
+        with clock.stage("recover interrupted runs"):
+            recovered = recover_interrupted_runs(settings)
+        with clock.stage("list and validate files"):
+            keys = list_incoming_files(settings)
+        if keys:
+            start_spark_in_background(settings)  # the JVM starts while files are validated
         if not keys:
             logger.info("nothing to do")
             summary = build_summary(
@@ -82,27 +89,36 @@ def sales_etl_flow(
                 stats=None,
                 reporting=None,
                 recovered=recovered,
+                stage_seconds=dict(clock.seconds),
             )
             publish_run_artifacts(summary, settings)  # the run's report in the UI
             return summary
-        opened = validate_incoming_files(settings, run_id, _flow_run_id(), keys)
+        with clock.stage("list and validate files"):
+            opened = validate_incoming_files(settings, run_id, _flow_run_id(), keys)
         batch_id, plans = opened["batch_id"], opened["plans"]
-        route_rejected_files(settings, run_id)
+        with clock.stage("route rejected files"):
+            route_rejected_files(settings, run_id)
         accepted = [(p["key"], p["header"]) for p in plans if p["accepted"]]
         stats = reporting = None
         if accepted:
-            start_spark(settings)
             try:
-                stats = build_marts(settings, batch_id, accepted)
-                record_file_rows(settings, run_id, stats["per_file"])
-                publish_marts(settings, batch_id)
+                with clock.stage("spark start"):
+                    start_spark(settings)
+                with clock.stage("marts (spark)"):
+                    stats = build_marts(settings, batch_id, accepted)
+                with clock.stage("record rows, publish marts"):
+                    record_file_rows(settings, run_id, stats["per_file"])
+                    publish_marts(settings, batch_id)
                 if stats["months"]:
-                    reporting = load_reporting_tables(settings, run_id, stats["months"])
+                    with clock.stage("reporting tables (spark + db)"):
+                        reporting = load_reporting_tables(settings, run_id, stats["months"])
             finally:
-                stop_spark()
-        if not (stats and stats["months"]):
-            commit_empty_batch(settings, run_id)
-        archive_accepted_files(settings, run_id)
+                with clock.stage("spark stop"):
+                    stop_spark()
+        with clock.stage("archive"):
+            if not (stats and stats["months"]):
+                commit_empty_batch(settings, run_id)
+            archive_accepted_files(settings, run_id)
         summary = build_summary(
             run_id=run_id,
             batch_id=batch_id,
@@ -110,6 +126,7 @@ def sales_etl_flow(
             stats=stats,
             reporting=reporting,
             recovered=recovered,
+            stage_seconds=dict(clock.seconds),
         )
         finish_run(settings, run_id, batch_id, summary)
         publish_run_artifacts(summary, settings)  # the run's report in the UI
@@ -121,6 +138,7 @@ def sales_etl_flow(
             publish_failure_artifacts(settings, exc, batch_id=batch_id, plans=plans)
         raise
     finally:
+        stop_spark()  # no-op unless a failure came between the background start and the marts
         release_lock(engine, run_id)
         engine.dispose()
 

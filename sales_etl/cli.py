@@ -69,10 +69,16 @@ def run_flow(settings: Settings) -> dict[str, Any]:
     database URL may hold a password.
     """
     from sales_etl.flows.sales_flow import sales_etl_flow
+    from sales_etl.layout import TO_PROCESS
+    from sales_etl.spark import start_spark_in_background
+    from sales_etl.storage import open_store
 
     for name, value in settings.model_dump().items():
         if value is not None:
             os.environ[f"SALES_ETL_{name.upper()}"] = str(value)
+    if open_store(settings.landing).list(TO_PROCESS + "/"):
+        # Work is waiting: let the JVM start while Prefect starts its temporary server.
+        start_spark_in_background(settings)
     return sales_etl_flow()
 
 

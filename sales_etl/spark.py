@@ -6,8 +6,10 @@ Tasks run as threads in the flow's process, so they reach the session through
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,14 @@ if TYPE_CHECKING:
 
 _session: SparkSession | None = None
 _owned = False  # stop only a session this module created (not one a notebook or test made)
+_run_cache: dict[object, object] = {}
+_lock = threading.RLock()  # one session, even when a background start races the flow
+
+
+def run_cache() -> dict[object, object]:
+    """Values shared by the tasks of one run (e.g. the dimension frames), emptied whenever a
+    run starts or stops its session, so nothing outlives the run that read it."""
+    return _run_cache
 
 
 def _log4j_config() -> str:
@@ -115,12 +125,13 @@ def configure_s3a(session: SparkSession, settings: Settings) -> None:
     if not _uses_s3(settings):
         session.conf.set("mapreduce.fileoutputcommitter.algorithm.version", "1")
         return
-    if not s3a_jars():
-        raise RuntimeError(
-            f"s3:// storage needs the s3a connector jars in {jars_dir()}: run scripts/fetch-jars.sh "
-            "(or point SALES_ETL_JARS_DIR at them) before starting the flow"
-        )
     if not _s3a_on_class_path(session):
+        if not s3a_jars():
+            raise RuntimeError(
+                f"s3:// storage needs the s3a connector jars in {jars_dir()}: run "
+                "scripts/fetch-jars.sh (or point SALES_ETL_JARS_DIR at them) before starting "
+                "the flow, or use a Spark whose class path has them (EMR)"
+            )
         raise RuntimeError(
             "the running SparkSession was started without the s3a jars (hadoop-aws): start it "
             "with sales_etl.spark.start_spark after scripts/fetch-jars.sh, in a new process"
@@ -133,8 +144,32 @@ def configure_s3a(session: SparkSession, settings: Settings) -> None:
 
 
 def start_spark(settings: Settings, app_name: str = "sales-etl") -> SparkSession:
-    """Create (or return) the run's SparkSession, configured from ``settings``."""
+    """Create (or return) the run's SparkSession, configured from ``settings``.
+
+    Waits for a start begun by :func:`start_spark_in_background` and returns that session.
+    """
+    with _lock:
+        return _start_spark(settings, app_name)
+
+
+def start_spark_in_background(settings: Settings) -> threading.Thread:
+    """Start the JVM and the session in a daemon thread, so that the 5-10 s it takes overlap
+    other start-up work (Prefect's server, file validation). An error is not raised here: the
+    next :func:`start_spark` tries again and raises it where the flow can report it."""
+
+    def run() -> None:
+        # Errors are dropped here on purpose: the flow's start_spark raises them again.
+        with contextlib.suppress(Exception):
+            start_spark(settings)
+
+    thread = threading.Thread(target=run, name="sales-etl-spark-start", daemon=True)
+    thread.start()
+    return thread
+
+
+def _start_spark(settings: Settings, app_name: str) -> SparkSession:
     global _session, _owned
+    _run_cache.clear()
     if _session is not None:
         configure_s3a(_session, settings)
         return _session
@@ -205,6 +240,8 @@ def active_spark() -> SparkSession:
 def stop_spark() -> None:
     """Stop the run's session (the flow calls this in ``finally``) if this module made it."""
     global _session, _owned
-    if _session is not None and _owned:
-        _session.stop()
-    _session, _owned = None, False
+    with _lock:
+        _run_cache.clear()
+        if _session is not None and _owned:
+            _session.stop()
+        _session, _owned = None, False

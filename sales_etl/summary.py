@@ -14,6 +14,7 @@ def build_summary(
     stats: dict[str, Any] | None,
     reporting: dict[str, Any] | None,
     recovered: list[dict[str, Any]],
+    stage_seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Everything an operator wants to know about one run, as JSON-ready data."""
     stats = stats or {}
@@ -45,6 +46,12 @@ def build_summary(
         "months_recomputed": (reporting or {}).get("months", []),
         "top_performers": (reporting or {}).get("top_performers", []),
         "recovered_runs": recovered,
+        # Seconds per flow stage up to the summary, and the inside of the two Spark stages.
+        "stage_seconds": stage_seconds if stage_seconds is not None else {},
+        "stage_details": {
+            "marts (spark)": stats.get("stage_seconds", {}),
+            "reporting tables (spark + db)": (reporting or {}).get("stage_seconds", {}),
+        },
     }
 
 

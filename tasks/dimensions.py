@@ -7,7 +7,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 from sqlalchemy import Engine, select
 
+from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import customer, sales_team, store
+from sales_etl.spark import run_cache
 from sales_etl.tasks.transform import Dimensions
 
 _CUSTOMER_SCHEMA = T.StructType(
@@ -78,6 +80,20 @@ def _arrow_table(engine: Engine, query, schema: T.StructType) -> pa.Table:
 
 def _frame(spark: SparkSession, engine: Engine, query, schema: T.StructType) -> DataFrame:
     return spark.createDataFrame(_arrow_table(engine, query, schema), schema=schema)
+
+
+def run_dimensions(spark: SparkSession, database_url: str) -> Dimensions:
+    """The dimensions for this run: read from the database once, then shared by the marts and
+    the reporting step (see :func:`sales_etl.spark.run_cache`)."""
+    cache = run_cache()
+    key = ("dimensions", database_url)
+    if key not in cache:
+        engine = make_engine(database_url)
+        try:
+            cache[key] = read_dimensions(spark, engine)
+        finally:
+            engine.dispose()
+    return cache[key]  # type: ignore[return-value]
 
 
 def read_dimensions(spark: SparkSession, engine: Engine) -> Dimensions:

@@ -14,6 +14,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from sqlalchemy import Connection, and_, delete, insert, or_
 
 from sales_etl.db.engine import make_engine
@@ -23,11 +24,12 @@ from sales_etl.layout import CUSTOMER_MART, SALES_TEAM_MART
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
-from sales_etl.tasks.dimensions import read_dimensions
+from sales_etl.tasks.dimensions import run_dimensions
 from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
 from sales_etl.tasks.journal import mark_loaded
 from sales_etl.tasks.retry import retry_options
 from sales_etl.tasks.transform import customer_month_totals, sales_person_store_month_totals
+from sales_etl.timing import StageClock
 
 INSERT_CHUNK = 5000
 
@@ -81,13 +83,10 @@ def recompute_months(settings: Settings, run_id: str, months: Sequence[str]) -> 
     """Aggregate the marts for ``months`` and replace those months in the reporting tables."""
     spark = active_spark()
     store = open_store(settings.marts)
-    engine = make_engine(settings.database_url)
-    try:
-        dims = read_dimensions(spark, engine)
-        totals = customer_month_totals(read_mart_months(spark, store, CUSTOMER_MART, months))
-        customers = totals.join(dims.customer, "customer_id", "left").select(
-            "customer_id", "first_name", "last_name", "sales_month", "monthly_total"
-        )
+    clock = StageClock()
+    with clock.stage("read dimensions"):
+        dims = run_dimensions(spark, settings.database_url)
+    with clock.stage("sales person totals, incentives"):
         person_totals = [
             SalesTotal(r.sales_month, r.store_id, r.sales_person_id, r.total_sales)
             for r in sales_person_store_month_totals(
@@ -102,20 +101,26 @@ def recompute_months(settings: Settings, run_id: str, months: Sequence[str]) -> 
             for r in dims.sales_team.select("sales_person_id", "first_name", "last_name").collect()
         }
         incentive_rows = [_incentive_row(i, names) for i in incentives]
+    totals = customer_month_totals(read_mart_months(spark, store, CUSTOMER_MART, months))
+    customers = totals.join(F.broadcast(dims.customer), "customer_id", "left").select(
+        "customer_id", "first_name", "last_name", "sales_month", "monthly_total"
+    )
 
-        def customer_rows() -> Iterator[dict[str, Any]]:
-            for r in customers.toLocalIterator(prefetchPartitions=True):
-                year, month = (int(p) for p in r.sales_month.split("-"))
-                yield {
-                    "customer_id": r.customer_id,
-                    "first_name": r.first_name,
-                    "last_name": r.last_name,
-                    "year": year,
-                    "month": month,
-                    "monthly_total": r.monthly_total,
-                }
+    def customer_rows() -> Iterator[dict[str, Any]]:
+        for r in customers.toLocalIterator(prefetchPartitions=True):
+            year, month = (int(p) for p in r.sales_month.split("-"))
+            yield {
+                "customer_id": r.customer_id,
+                "first_name": r.first_name,
+                "last_name": r.last_name,
+                "year": year,
+                "month": month,
+                "monthly_total": r.monthly_total,
+            }
 
-        with engine.begin() as conn:
+    engine = make_engine(settings.database_url)
+    try:
+        with clock.stage("customer totals -> database (one transaction)"), engine.begin() as conn:
             customer_count = replace_months(conn, months, customer_rows(), incentive_rows)
             mark_loaded(conn, run_id, months)
     finally:
@@ -127,6 +132,7 @@ def recompute_months(settings: Settings, run_id: str, months: Sequence[str]) -> 
         "customer_month_rows": customer_count,
         "incentive_rows": len(incentive_rows),
         "top_performers": top,
+        "stage_seconds": clock.seconds,
     }
 
 

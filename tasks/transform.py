@@ -32,11 +32,6 @@ ID_COLUMNS = ("customer_id", "store_id", "sales_person_id")
 MONEY = T.DecimalType(18, 2)
 CORRUPT_COLUMN = "_corrupt_record"
 
-_ID_PATTERN = r"^[0-9]{1,18}$"
-_MONEY_PATTERN = r"^-?[0-9]{1,16}(\.[0-9]{1,2})?$"
-_QUANTITY_PATTERN = r"^-?[0-9]{1,9}$"
-_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-
 CUSTOMER_MART_COLUMNS = (
     "customer_id",
     "first_name",
@@ -142,46 +137,76 @@ def normalise_raw_columns(df: DataFrame, header: Sequence[str]) -> DataFrame:
     )
 
 
-def _clean(name: str) -> Column:
+def _clean(column: Column) -> Column:
     """The trimmed value, null when empty."""
-    trimmed = F.trim(F.col(name))
-    return F.when(trimmed == "", None).otherwise(trimmed)
+    return F.nullif(F.trim(column), F.lit(""))
 
 
-def _parse_if(pattern: str, value: Column, parsed: Column) -> Column:
-    return F.when(value.rlike(pattern), parsed)
+def _cleaned(name: str) -> str:
+    return f"c_{name}"
+
+
+# Shape checks. \z rather than $: Java's $ also matches before a final line break, and a quoted
+# CSV field may end in one ("5<LF>" must not pass as an id).
+_ID_PATTERN = r"^[0-9]{1,18}\z"
+_QUANTITY_PATTERN = r"^-?[0-9]{1,9}\z"
+_MONEY_PATTERN = r"^-?[0-9]{1,16}(\.[0-9]{1,2})?\z"
+_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\z"
+
+
+def is_id(value: Column) -> Column:
+    """``[0-9]{1,18}``: a non-negative integer that fits a BIGINT."""
+    return value.rlike(_ID_PATTERN)
+
+
+def is_quantity(value: Column) -> Column:
+    """``-?[0-9]{1,9}``: an integer that fits an INT."""
+    return value.rlike(_QUANTITY_PATTERN)
+
+
+def is_money(value: Column) -> Column:
+    r"""``-?[0-9]{1,16}(\.[0-9]{1,2})?``: fits a DECIMAL(18,2) without rounding."""
+    return value.rlike(_MONEY_PATTERN)
+
+
+def is_iso_date(value: Column) -> Column:
+    """``[0-9]{4}-[0-9]{2}-[0-9]{2}`` (whether the day exists is left to the cast)."""
+    return value.rlike(_DATE_PATTERN)
+
+
+def _parse_if(valid: Column, parsed: Column) -> Column:
+    """``parsed`` where the cleaned value has the right shape, else null (also for missing)."""
+    return F.when(valid, parsed)
 
 
 def parse_sales(raw: DataFrame) -> DataFrame:
-    """Add typed ``p_<column>`` columns (null where missing or unparsable) to the raw frame."""
-    cleaned = {name: _clean(name) for name in MANDATORY_COLUMNS}
+    """Add cleaned ``c_<column>`` and typed ``p_<column>`` columns to the raw frame.
+
+    Every value is trimmed once (``c_``); the typed value is null where the cleaned one is
+    missing or does not match its pattern. Two projections, so each trim, regex and cast runs
+    once per row instead of once per rule that looks at it.
+    """
+    cleaned = raw.select(
+        "*", *[_clean(F.col(name)).alias(_cleaned(name)) for name in MANDATORY_COLUMNS]
+    )
+
+    def c(name: str) -> Column:
+        return F.col(_cleaned(name))
+
     typed = {
-        "p_customer_id": _parse_if(
-            _ID_PATTERN, cleaned["customer_id"], cleaned["customer_id"].try_cast(T.LongType())
-        ),
-        "p_store_id": _parse_if(
-            _ID_PATTERN, cleaned["store_id"], cleaned["store_id"].try_cast(T.LongType())
-        ),
+        "p_customer_id": _parse_if(is_id(c("customer_id")), c("customer_id").try_cast("long")),
+        "p_store_id": _parse_if(is_id(c("store_id")), c("store_id").try_cast("long")),
         "p_sales_person_id": _parse_if(
-            _ID_PATTERN,
-            cleaned["sales_person_id"],
-            cleaned["sales_person_id"].try_cast(T.LongType()),
+            is_id(c("sales_person_id")), c("sales_person_id").try_cast("long")
         ),
-        "p_product_name": cleaned["product_name"],
-        "p_sales_date": _parse_if(
-            _DATE_PATTERN,
-            cleaned["sales_date"],
-            F.expr("try_to_date(trim(sales_date), 'yyyy-MM-dd')"),
-        ),
-        "p_price": _parse_if(_MONEY_PATTERN, cleaned["price"], cleaned["price"].try_cast(MONEY)),
-        "p_quantity": _parse_if(
-            _QUANTITY_PATTERN, cleaned["quantity"], cleaned["quantity"].try_cast(T.IntegerType())
-        ),
-        "p_total_cost": _parse_if(
-            _MONEY_PATTERN, cleaned["total_cost"], cleaned["total_cost"].try_cast(MONEY)
-        ),
+        "p_product_name": c("product_name"),
+        # The shape check fixes the format; the cast rejects impossible dates like 2024-02-30.
+        "p_sales_date": _parse_if(is_iso_date(c("sales_date")), c("sales_date").try_cast("date")),
+        "p_price": _parse_if(is_money(c("price")), c("price").try_cast(MONEY)),
+        "p_quantity": _parse_if(is_quantity(c("quantity")), c("quantity").try_cast("int")),
+        "p_total_cost": _parse_if(is_money(c("total_cost")), c("total_cost").try_cast(MONEY)),
     }
-    return raw.select("*", *[expr.alias(name) for name, expr in typed.items()])
+    return cleaned.select("*", *[expr.alias(name) for name, expr in typed.items()])
 
 
 def _rule(condition: Column, code: str) -> Column:
@@ -192,10 +217,12 @@ def row_rule_reasons(parsed: DataFrame) -> list[Column]:
     """The per-row rule checks that need no dimension table, in reason order."""
     checks = [_rule(F.col("raw_record").isNotNull(), "malformed_row")]
     for name in MANDATORY_COLUMNS:
-        checks.append(_rule(_clean(name).isNull(), f"missing_{name}"))
+        checks.append(_rule(F.col(_cleaned(name)).isNull(), f"missing_{name}"))
     for name in MANDATORY_COLUMNS:
         checks.append(
-            _rule(_clean(name).isNotNull() & F.col(f"p_{name}").isNull(), f"invalid_{name}")
+            _rule(
+                F.col(_cleaned(name)).isNotNull() & F.col(f"p_{name}").isNull(), f"invalid_{name}"
+            )
         )
     checks.append(_rule(F.col("p_quantity") <= 0, "non_positive_quantity"))
     checks.append(_rule(F.col("p_price") < 0, "negative_price"))
@@ -204,49 +231,61 @@ def row_rule_reasons(parsed: DataFrame) -> list[Column]:
     return checks
 
 
-def classify_sales(raw: DataFrame, dims: Dimensions, batch_id: str) -> DataFrame:
-    """Parse, enrich and judge every row.
+def _known_ids(frame: DataFrame, id_column: str) -> DataFrame:
+    """The ids of one dimension, to flag unknown ids with a broadcast left join."""
+    return frame.select(F.col(id_column).alias(f"d_{id_column}")).distinct()
 
-    Returns one row per input row with the raw strings, the typed values, the dimension
-    attributes, ``sales_month`` and ``reason`` (null for a row to load). Unknown ids are found
-    with left joins, so no row can vanish in a join.
+
+def classify_sales(raw: DataFrame, dims: Dimensions, batch_id: str) -> DataFrame:
+    """Parse and judge every row; the one pass over the raw CSV values.
+
+    Returns one row per input row: the typed sale (``customer_id`` ... ``total_cost``),
+    ``sales_month``, ``reason`` (null for a row to load), ``additional_column``, ``file_path``,
+    ``batch_id`` and, for quarantined rows only, the original strings (``raw_<column>``,
+    ``raw_record``). Dimension attributes are not carried here: only their ids are joined
+    (broadcast, left, so no row can vanish), and :func:`customer_mart` /
+    :func:`sales_team_mart` attach the attributes to the loaded rows.
     """
     parsed = parse_sales(raw)
-    customers = dims.customer.select(
-        F.col("customer_id").alias("d_customer_id"),
-        F.col("first_name").alias("c_first_name"),
-        F.col("last_name").alias("c_last_name"),
-        F.col("address").alias("c_address"),
-        F.col("pincode").alias("c_pincode"),
-        F.col("phone_number").alias("c_phone_number"),
-    )
-    stores = dims.store.select(
-        F.col("store_id").alias("d_store_id"), "store_address", "store_manager_name"
-    )
-    team = dims.sales_team.select(
-        F.col("sales_person_id").alias("d_sales_person_id"),
-        F.col("first_name").alias("s_first_name"),
-        F.col("last_name").alias("s_last_name"),
-        F.col("manager_id").alias("s_manager_id"),
-        F.col("is_manager").alias("s_is_manager"),
-        F.col("address").alias("s_address"),
-        F.col("pincode").alias("s_pincode"),
-    )
+    rules = F.concat_ws(",", *row_rule_reasons(parsed))
+    judged = parsed.select("*", F.nullif(rules, F.lit("")).alias("row_reason"))
     joined = (
-        parsed.join(F.broadcast(stores), F.col("p_store_id") == F.col("d_store_id"), "left")
-        .join(F.broadcast(team), F.col("p_sales_person_id") == F.col("d_sales_person_id"), "left")
-        .join(customers, F.col("p_customer_id") == F.col("d_customer_id"), "left")
+        judged.join(
+            F.broadcast(_known_ids(dims.customer, "customer_id")),
+            F.col("p_customer_id") == F.col("d_customer_id"),
+            "left",
+        )
+        .join(
+            F.broadcast(_known_ids(dims.store, "store_id")),
+            F.col("p_store_id") == F.col("d_store_id"),
+            "left",
+        )
+        .join(
+            F.broadcast(_known_ids(dims.sales_team, "sales_person_id")),
+            F.col("p_sales_person_id") == F.col("d_sales_person_id"),
+            "left",
+        )
     )
-    checks = row_rule_reasons(parsed)
-    for name in ID_COLUMNS:
-        unknown = F.col(f"p_{name}").isNotNull() & F.col(f"d_{name}").isNull()
-        checks.append(_rule(unknown, f"unknown_{name}"))
-    reason = F.concat_ws(",", *checks)
-    return joined.select(
-        "*",
-        F.when(reason == "", None).otherwise(reason).alias("reason"),
-        F.date_format(F.col("p_sales_date"), "yyyy-MM").alias("sales_month"),
+    unknown = [
+        _rule(F.col(f"p_{name}").isNotNull() & F.col(f"d_{name}").isNull(), f"unknown_{name}")
+        for name in ID_COLUMNS
+    ]
+    reason = F.nullif(F.concat_ws(",", F.col("row_reason"), *unknown), F.lit(""))
+    with_reason = joined.select("*", reason.alias("reason"))
+    rejected = F.col("reason").isNotNull()
+    return with_reason.select(
+        *[F.col(f"p_{name}").alias(name) for name in MANDATORY_COLUMNS],
+        # The sales_date pattern makes its first 7 characters the month.
+        F.when(F.col("p_sales_date").isNotNull(), F.substring("c_sales_date", 1, 7)).alias(
+            "sales_month"
+        ),
+        "reason",
+        "additional_column",
+        "file_path",
         F.lit(batch_id).alias("batch_id"),
+        # The original strings are only needed for the quarantine; null costs ~nothing.
+        *[F.when(rejected, F.col(name)).alias(f"raw_{name}") for name in MANDATORY_COLUMNS],
+        F.when(rejected, F.col("raw_record")).alias("raw_record"),
     )
 
 
@@ -257,65 +296,44 @@ def with_source_file(classified: DataFrame, path_to_key: DataFrame) -> DataFrame
 
 def quarantine_rows(classified: DataFrame) -> DataFrame:
     """Rejected rows: original values, the reason and the source file."""
-    return classified.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
+    return classified.where(F.col("reason").isNotNull()).select(
+        *[F.col(f"raw_{name}").alias(name) for name in MANDATORY_COLUMNS],
+        *QUARANTINE_COLUMNS[len(MANDATORY_COLUMNS) :],
+    )
 
 
 def _loaded(classified: DataFrame) -> DataFrame:
     return classified.where(F.col("reason").isNull())
 
 
-def _typed_sale_columns() -> list[Column]:
-    return [
-        F.col("p_customer_id").alias("customer_id"),
-        F.col("p_store_id").alias("store_id"),
-        F.col("p_product_name").alias("product_name"),
-        F.col("p_sales_date").alias("sales_date"),
-        F.col("p_sales_person_id").alias("sales_person_id"),
-        F.col("p_price").alias("price"),
-        F.col("p_quantity").alias("quantity"),
-        F.col("p_total_cost").alias("total_cost"),
-    ]
-
-
-def customer_mart(classified: DataFrame) -> DataFrame:
-    """One row per loaded sale, with the customer's attributes."""
+def customer_mart(classified: DataFrame, dims: Dimensions) -> DataFrame:
+    """One row per loaded sale, with the customer's attributes (broadcast join)."""
+    customers = dims.customer.select(
+        "customer_id", "first_name", "last_name", "address", "pincode", "phone_number"
+    )
     return (
         _loaded(classified)
-        .select(
-            *_typed_sale_columns(),
-            F.col("c_first_name").alias("first_name"),
-            F.col("c_last_name").alias("last_name"),
-            F.col("c_address").alias("address"),
-            F.col("c_pincode").alias("pincode"),
-            F.col("c_phone_number").alias("phone_number"),
-            "additional_column",
-            "source_file",
-            "batch_id",
-            "sales_month",
-        )
+        .join(F.broadcast(customers), "customer_id", "left")
         .select(*CUSTOMER_MART_COLUMNS)
     )
 
 
-def sales_team_mart(classified: DataFrame) -> DataFrame:
+def sales_team_mart(classified: DataFrame, dims: Dimensions) -> DataFrame:
     """One row per loaded sale, with the sales person's and the store's attributes."""
+    team = dims.sales_team.select(
+        "sales_person_id",
+        "first_name",
+        "last_name",
+        "address",
+        "pincode",
+        "manager_id",
+        "is_manager",
+    )
+    stores = dims.store.select("store_id", "store_address", "store_manager_name")
     return (
         _loaded(classified)
-        .select(
-            *_typed_sale_columns(),
-            F.col("s_first_name").alias("first_name"),
-            F.col("s_last_name").alias("last_name"),
-            F.col("s_address").alias("address"),
-            F.col("s_pincode").alias("pincode"),
-            F.col("s_manager_id").alias("manager_id"),
-            F.col("s_is_manager").alias("is_manager"),
-            "store_address",
-            "store_manager_name",
-            "additional_column",
-            "source_file",
-            "batch_id",
-            "sales_month",
-        )
+        .join(F.broadcast(team), "sales_person_id", "left")
+        .join(F.broadcast(stores), "store_id", "left")
         .select(*SALES_TEAM_MART_COLUMNS)
     )
 

@@ -162,7 +162,7 @@ def test_transform_matches_the_rules_and_conserves_rows(spark, dims) -> None:
         .cache()
     )
     got = {r.file_path: r.reason for r in classified.select("file_path", "reason").collect()}
-    loaded = customer_mart(classified).collect()
+    loaded = customer_mart(classified, dims).collect()
     quarantined = quarantine_rows(classified).count()
     classified.unpersist()
 

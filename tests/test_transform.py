@@ -53,7 +53,7 @@ def _classify(spark, rows: list[dict], raw_record: str | None = None) -> list[Ro
         for r in rows
     ]
     raw = spark.createDataFrame(data, schema)
-    return classify_sales(raw, _dims(spark), "20240101_000000").orderBy("p_quantity").collect()
+    return classify_sales(raw, _dims(spark), "20240101_000000").orderBy("quantity").collect()
 
 
 def _reason(spark, **changes) -> str | None:
@@ -63,16 +63,23 @@ def _reason(spark, **changes) -> str | None:
 def test_good_row_has_no_reason_and_typed_values(spark):
     row = _classify(spark, [GOOD])[0]
     assert row["reason"] is None
-    assert row["p_customer_id"] == 1
-    assert row["p_sales_date"] == dt.date(2024, 3, 5)
-    assert row["p_price"] == Decimal("2.50")
-    assert row["p_quantity"] == 4
-    assert row["p_total_cost"] == Decimal("10.00")
+    assert row["customer_id"] == 1
+    assert row["sales_date"] == dt.date(2024, 3, 5)
+    assert row["price"] == Decimal("2.50")
+    assert row["quantity"] == 4
+    assert row["total_cost"] == Decimal("10.00")
     assert row["sales_month"] == "2024-03"
-    assert (row["c_first_name"], row["s_last_name"], row["store_manager_name"]) == (
-        "Ann",
-        "Kumar",
-        "Meera",
+    # The original strings are kept for rejected rows only (they feed the quarantine).
+    assert row["raw_customer_id"] is None and row["raw_record"] is None
+
+
+def test_rejected_row_keeps_its_original_strings_for_the_quarantine(spark):
+    row = _classify(spark, [{**GOOD, "price": " 2.5x ", "customer_id": "5"}])[0]
+    assert row["reason"] == "invalid_price,unknown_customer_id"
+    assert (row["raw_price"], row["raw_customer_id"], row["raw_sales_date"]) == (
+        " 2.5x ",
+        "5",
+        "2024-03-05",
     )
 
 
@@ -141,8 +148,8 @@ def test_marts_hold_only_loaded_rows_with_dimension_attributes(spark):
     classified = classify_sales(raw, _dims(spark), "B1").withColumnRenamed(
         "file_path", "source_file"
     )
-    customers = customer_mart(classified).collect()
-    team = sales_team_mart(classified).collect()
+    customers = customer_mart(classified, _dims(spark)).collect()
+    team = sales_team_mart(classified, _dims(spark)).collect()
     assert len(customers) == len(team) == 1
     assert (
         customers[0]["first_name"] == "Ann" and customers[0]["additional_column"] == '{"promo":"x"}'
@@ -150,3 +157,79 @@ def test_marts_hold_only_loaded_rows_with_dimension_attributes(spark):
     assert customers[0]["total_cost"] == Decimal("10.00") and customers[0]["batch_id"] == "B1"
     assert team[0]["first_name"] == "Ravi" and team[0]["store_manager_name"] == "Meera"
     assert team[0]["is_manager"] == "Y" and team[0]["manager_id"] == 100
+    assert (customers[0]["address"], customers[0]["phone_number"]) == ("1 Road", "98450")
+    assert (team[0]["last_name"], team[0]["store_address"]) == ("Kumar", "Mall 1")
+
+
+SHAPES = [
+    "0",
+    "7",
+    "-7",
+    "--7",
+    "+7",
+    "007",
+    "1" * 9,
+    "1" * 10,
+    "-" + "1" * 9,
+    "1" * 16,
+    "1" * 17,
+    "1" * 18,
+    "1" * 19,
+    "1.5",
+    "1.50",
+    "1.505",
+    "-1.50",
+    "1.",
+    ".5",
+    "-.5",
+    "1..5",
+    "1.5.0",
+    "1,5",
+    "1e3",
+    "١٢",
+    "12a",
+    "a12",
+    "",
+    "-",
+    ".",
+    "2024-03-05",
+    "2024-3-05",
+    "2024/03/05",
+    "20240305",
+    "2024-03-055",
+    "02024-03-05",
+    "2024-03-0a",
+    "-2024-03-05",
+    "2024--03-05",
+    "2024-03-05\u00a0",
+    "1 000",
+    "5\n",
+    "2024-03-05\n",
+    "1.50\n",
+    "\n5",
+]
+
+
+def test_shape_checks_say_what_their_regular_expressions_say(spark):
+    """The native checks against Python's own regex engine (the rules' written form)."""
+    import re
+
+    from pyspark.sql import functions as F
+
+    from sales_etl.tasks.transform import is_id, is_iso_date, is_money, is_quantity
+
+    patterns = {
+        "id": (is_id, r"[0-9]{1,18}"),
+        "quantity": (is_quantity, r"-?[0-9]{1,9}"),
+        "money": (is_money, r"-?[0-9]{1,16}(\.[0-9]{1,2})?"),
+        "date": (is_iso_date, r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
+    }
+    frame = spark.createDataFrame([(v,) for v in SHAPES], "v string")
+    rows = frame.select(
+        "v", *[check(F.col("v")).alias(name) for name, (check, _) in patterns.items()]
+    ).collect()
+    assert len(rows) == len(SHAPES)
+    for row in rows:
+        for name, (_, pattern) in patterns.items():
+            expected = re.fullmatch(pattern, row["v"], flags=re.ASCII) is not None
+            assert bool(row[name]) is expected, (name, row["v"])

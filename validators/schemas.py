@@ -171,9 +171,9 @@ def validate_mart_frame(df: "DataFrame", depth: str = "SCHEMA_ONLY") -> list[str
 
     Args:
         df: The enriched pyspark DataFrame (create the SparkSession before calling this).
-        depth: ``SCHEMA_ONLY`` (column presence, types and nullability; cheap) or
-            ``SCHEMA_AND_DATA`` (also value checks such as ``price >= 0``; runs Spark jobs),
-            or ``DATA_ONLY``.
+        depth: ``SCHEMA_ONLY`` (column presence and types; no Spark job) or
+            ``SCHEMA_AND_DATA`` (also nulls and value checks such as ``price >= 0`` over every
+            row; runs Spark jobs), or ``DATA_ONLY``.
 
     Returns:
         One line per problem, ``"<CATEGORY>/<REASON> column '<name>': <message>"``; empty when
@@ -187,6 +187,10 @@ def validate_mart_frame(df: "DataFrame", depth: str = "SCHEMA_ONLY") -> list[str
     from pandera.config import config_context
 
     model = _mart_sale_model()
+    if depth == "SCHEMA_ONLY":
+        # Structure only: on the real frame pandera's nullable checks scan every row (~12 s
+        # for 10M rows, measured); on an empty frame with the same schema they cost nothing.
+        df = df.limit(0)
     with config_context(validation_depth=depth):
         checked = model.validate(df, lazy=True)
         report = checked.pandera.errors or {}
