@@ -1,0 +1,267 @@
+"""Benchmark: one full ``sales-etl run`` on the embedded default against a DuckDB reference.
+
+    .venv/bin/python bench/run.py                 # 10M rows, 10 files, 100k customers, 20 stores
+    .venv/bin/python bench/run.py --rows 1000000  # quicker
+    .venv/bin/python bench/run.py --rows 100000000 --skip-reference   # the 100M-row run
+
+Both sides read the same generated files. The pipeline side is ``sales-etl run`` exactly as an
+operator runs it (ephemeral Prefect, local folders, SQLite, Spark ``local[*]``): validation,
+quarantine, both marts, the reporting tables and the archive. The reference
+(``bench/duckdb_reference.py``) does the transform + mart work only. Each runs in its own
+process tree, measured for wall time and peak RSS (Python + JVM + Prefect server). The script
+checks that both computed the same rows and totals before it prints the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import Measured, run_measured
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _generate(args: argparse.Namespace, work: Path) -> Path:
+    """Generate the dataset once per parameter set (kept between runs: it takes a while)."""
+    spec = {
+        "rows": args.rows,
+        "files": args.files,
+        "customers": args.customers,
+        "stores": args.stores,
+        "months": args.months,
+        "bad_row_fraction": args.bad_row_fraction,
+        "seed": args.seed,
+    }
+    data = work / "data"
+    marker = data / "spec.json"
+    if marker.is_file() and json.loads(marker.read_text()) == spec:
+        return data
+    shutil.rmtree(data, ignore_errors=True)
+    cmd = [str(BIN / "sales-etl"), "generate", "--out", str(data)]
+    for name, value in spec.items():
+        cmd += [f"--{name.replace('_', '-')}", str(value)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    marker.write_text(json.dumps(spec))
+    return data
+
+
+def _sales_files(data: Path) -> list[Path]:
+    return sorted((data / "sales").glob("*.csv"))
+
+
+def _pipeline_env(ws: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        SALES_ETL_LANDING=str(ws / "landing"),
+        SALES_ETL_MARTS=str(ws / "marts"),
+        SALES_ETL_DATABASE_URL=f"sqlite:///{ws / 'sales_etl.db'}",
+    )
+    return env
+
+
+def run_pipeline(data: Path, work: Path) -> tuple[Measured, dict[str, Any], Path]:
+    """Fresh workspace, dimensions loaded (untimed), then one timed ``sales-etl run --json``."""
+    ws = work / "pipeline"
+    shutil.rmtree(ws, ignore_errors=True)
+    inbox = ws / "landing" / "to_process"
+    inbox.mkdir(parents=True)
+    for path in _sales_files(data):
+        os.link(path, inbox / path.name)  # same bytes, no copy; the run moves the link
+    env = _pipeline_env(ws)
+    cli = str(BIN / "sales-etl")
+    subprocess.run([cli, "init-db"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [cli, "load-dimensions", str(data / "dimensions")],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    measured = run_measured([cli, "run", "--json"], env=env, cwd=str(ws))
+    if measured.returncode != 0:
+        sys.stderr.write(measured.stderr[-5000:])
+        raise SystemExit(f"sales-etl run failed with exit code {measured.returncode}")
+    return measured, json.loads(measured.stdout), ws
+
+
+def run_reference(data: Path, work: Path) -> tuple[Measured, dict[str, Any]]:
+    """The DuckDB reference in its own process, all cores."""
+    out = work / "reference"
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve().parent / "duckdb_reference.py"),
+        str(out),
+        str(data / "dimensions"),
+        *[str(p) for p in _sales_files(data)],
+    ]
+    measured = run_measured(argv)
+    if measured.returncode != 0:
+        sys.stderr.write(measured.stderr[-5000:])
+        raise SystemExit("the DuckDB reference failed")
+    return measured, json.loads(measured.stdout.strip().splitlines()[-1])
+
+
+def pipeline_facts(summary: dict[str, Any], ws: Path) -> dict[str, Any]:
+    """The pipeline's counts and totals, read from its summary and its SQLite database."""
+    with sqlite3.connect(ws / "sales_etl.db") as conn:
+        totals = [r[0] for r in conn.execute("SELECT monthly_total FROM customer_monthly_purchase")]
+    # Each stored amount is a cent value; summing its decimal text form is exact.
+    exact_total = sum((Decimal(str(t)) for t in totals), Decimal(0))
+    return {
+        "rows_total": summary["rows_total"],
+        "rows_loaded": summary["rows_loaded"],
+        "rows_quarantined": summary["rows_quarantined"],
+        "months": summary["months_recomputed"],
+        "customer_month_rows": len(totals),
+        "customer_month_total": exact_total,
+        "top_sellers": {
+            f"{t['year']}-{t['month']:02d}": t["sales_person_id"] for t in summary["top_performers"]
+        },
+    }
+
+
+def compare(pipeline: dict[str, Any], reference: dict[str, Any]) -> list[str]:
+    """Differences between what the two sides computed (empty when they agree)."""
+    problems = []
+    for key in ("rows_total", "rows_loaded", "rows_quarantined", "months", "customer_month_rows"):
+        if pipeline[key] != reference[key]:
+            problems.append(f"{key}: pipeline {pipeline[key]} != reference {reference[key]}")
+    if pipeline["customer_month_total"] != Decimal(reference["customer_month_total"]):
+        problems.append(
+            f"customer_month_total: pipeline {pipeline['customer_month_total']} != "
+            f"reference {reference['customer_month_total']}"
+        )
+    ref_top = {m: t["sales_person_id"] for m, t in reference["top_sellers"].items()}
+    if pipeline["top_sellers"] != ref_top:
+        problems.append(f"top sellers: pipeline {pipeline['top_sellers']} != reference {ref_top}")
+    return problems
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def machine() -> str:
+    """One line describing where the numbers were taken."""
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
+    import duckdb
+    import pyspark
+
+    return (
+        f"{psutil.cpu_count(logical=True)} cores ({platform.processor() or platform.machine()}), "
+        f"{_gib(psutil.virtual_memory().total)} RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, {java[0] if java else 'java ?'}, "
+        f"pyspark {pyspark.__version__}, duckdb {duckdb.__version__}"
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    data: Path,
+    pipeline: Measured,
+    summary: dict[str, Any],
+    reference: tuple[Measured, dict[str, Any]] | None,
+    problems: list[str],
+) -> dict[str, Any]:
+    """Print the comparison; return it as a dict (for --json)."""
+    size = sum(p.stat().st_size for p in _sales_files(data))
+    rows = summary["rows_total"]
+    print(f"machine:  {machine()}")
+    print(
+        f"input:    {rows:,} rows in {args.files} files ({size / 2**20:,.0f} MiB of CSV), "
+        f"{args.customers:,} customers, {args.stores} stores, {args.months} months, "
+        f"{summary['rows_quarantined']:,} rows quarantined"
+    )
+    print()
+    print(f"{'':28}{'seconds':>10}{'rows/s':>14}{'peak RSS (tree)':>18}")
+    print(
+        f"{'sales-etl run (pipeline)':28}{pipeline.seconds:>10.1f}{rows / pipeline.seconds:>14,.0f}"
+        f"{_gib(pipeline.peak_rss):>18}"
+    )
+    result: dict[str, Any] = {
+        "rows": rows,
+        "csv_bytes": size,
+        "pipeline_seconds": round(pipeline.seconds, 2),
+        "pipeline_peak_rss": pipeline.peak_rss,
+        "pipeline_stages": summary.get("stage_seconds", {}),
+        "pipeline_stage_details": summary.get("stage_details", {}),
+    }
+    if reference:
+        ref, _ = reference
+        ratio = pipeline.seconds / ref.seconds
+        print(
+            f"{'DuckDB reference':28}{ref.seconds:>10.1f}{rows / ref.seconds:>14,.0f}"
+            f"{_gib(ref.peak_rss):>18}"
+        )
+        print()
+        print(f"ratio pipeline / reference: {ratio:.2f}x (target <= 2.5x)")
+        print("results agree:" + (" yes" if not problems else " NO"))
+        for problem in problems:
+            print(f"  - {problem}")
+        result.update(
+            reference_seconds=round(ref.seconds, 2),
+            reference_peak_rss=ref.peak_rss,
+            reference_stages=reference[1]["stages"],
+            ratio=round(ratio, 3),
+            results_agree=not problems,
+        )
+    print()
+    print("pipeline stages (seconds):")
+    stages = summary.get("stage_seconds", {})
+    accounted = sum(stages.values())
+    details = summary.get("stage_details", {})
+    for name, seconds in stages.items():
+        print(f"  {name:40}{seconds:>8.1f}")
+        for part, part_seconds in details.get(name, {}).items():
+            print(f"    {part:38}{part_seconds:>8.1f}")
+    print(f"  {'process start, Prefect start/stop':40}{pipeline.seconds - accounted:>8.1f}")
+    if reference:
+        print("reference stages (seconds):")
+        for name, seconds in reference[1]["stages"].items():
+            print(f"  {name:40}{seconds:>8.1f}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate, run both sides, compare, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--stores", type=int, default=20)
+    parser.add_argument("--months", type=int, default=3)
+    parser.add_argument("--bad-row-fraction", type=float, default=0.001)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", default=str(REPO / "bench" / ".work"), help="scratch folder")
+    parser.add_argument("--skip-reference", action="store_true", help="pipeline only")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    data = _generate(args, work)
+    reference = None if args.skip_reference else run_reference(data, work)
+    pipeline, summary, ws = run_pipeline(data, work)
+    problems = compare(pipeline_facts(summary, ws), reference[1]) if reference else []
+    result = report(args, data, pipeline, summary, reference, problems)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
