@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["services"]  # moto_server, s3_bucket, mariadb, mysql_url (tests/services.py)
+# moto_server, s3_bucket, mariadb, mysql_url, spark_cluster (tests/services.py)
+pytest_plugins = ["services"]
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -219,6 +219,7 @@ class RunResult:
     started_wall: float  # time.time() at start, to place the log's time stamps
     killed_at: float | None = None  # seconds after start when the test SIGKILLed the group
     kill_reason: str | None = None
+    stdout: Path | None = None  # the command's stdout alone, when run_cli(separate_stdout=True)
 
     def tail(self, lines: int = 60) -> str:
         text = self.log.read_text(errors="replace").splitlines()
@@ -293,6 +294,7 @@ def run_cli(
     kill: KillAt | None = None,
     timeout: float = 600,
     linger: float = 60,
+    separate_stdout: bool = False,
 ) -> RunResult:
     """Run ``sales-etl ARGS`` against ``ws`` in its own session, output to a log file.
 
@@ -300,20 +302,23 @@ def run_cli(
     clean exit the group's other processes (the Spark JVM) get ``linger`` seconds to exit by
     themselves; after that, or after any other end, whatever is left of the group is
     SIGKILLed, so a crashed run cannot keep writing into the workspace while the next starts.
+    ``separate_stdout``: stdout goes to its own file (``RunResult.stdout``, e.g. for
+    ``run --json``), only stderr to the log.
     """
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     log = ws.root / f"{len(ws.logs):02d}-{slug}.log"
     ws.logs.append(log)
     full_env = {**env, **ws.settings_env(), **(extra_env or {})}
     killed_at = kill_reason = None
-    with log.open("wb") as out:
+    stdout = log.with_suffix(".stdout") if separate_stdout else None
+    with log.open("wb") as out, (stdout or Path(os.devnull)).open("wb") as std:
         started_wall, start = time.time(), time.monotonic()
         proc = subprocess.Popen(
             [SALES_ETL, *args],
             env=full_env,
             cwd=ws.root,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            stdout=std if stdout else out,
+            stderr=out if stdout else subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -331,7 +336,7 @@ def run_cli(
         finally:
             _kill_group(proc)
             proc.wait()
-    return RunResult(proc.returncode, seconds, log, started_wall, killed_at, kill_reason)
+    return RunResult(proc.returncode, seconds, log, started_wall, killed_at, kill_reason, stdout)
 
 
 _STAMP = re.compile(r"^(\d{2}):(\d{2}):(\d{2}\.\d+) \|")

@@ -13,6 +13,8 @@ Fixtures (registered from ``tests/conftest.py``):
 ``mariadb``      (session) a :class:`MariaDB` server; ``new_database()`` gives a fresh database
                  and a SQLAlchemy URL for a least-privilege user.
 ``mysql_url``    (function) a fresh database's ``mysql+pymysql://`` URL.
+``spark_cluster`` (session) a :class:`SparkCluster`: a Spark standalone master and one worker
+                 (2 cores, 4g) started from the pyspark wheel; ``master_url`` is ``spark://...``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 INSTALL_HINT = "run `bash scripts/install-services.sh` (or `scripts/install.sh --dev`) first"
+SPARK_HINT = "install the dev environment (`scripts/install.sh --dev`: pyspark and a Java 17+ JRE)"
 
 #: The privileges the product's database user needs (docs/s3-mysql.md): run the flow, create
 #: its tables (init-db) and load dimensions. No DROP, ALTER, GRANT, FILE or SUPER.
@@ -371,3 +374,162 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
 def mysql_url(mariadb: MariaDB) -> str:
     """A fresh, empty database on the session's MariaDB; the app user's URL."""
     return mariadb.new_database()
+
+
+# --- Spark standalone cluster ----------------------------------------------------------------------
+
+
+@dataclass
+class SparkCluster:
+    """A Spark standalone master and one worker on 127.0.0.1, both from the pyspark wheel."""
+
+    master_url: str  # spark://127.0.0.1:<port>
+    webui_url: str  # the master's web UI (its JSON state is at ``/json/``)
+    spark_home: Path
+    work_dir: Path  # the worker's --work-dir: app-*/<executor id>/stderr of every executor
+    master: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes]
+    master_log: Path
+    worker_log: Path
+
+    def state(self) -> dict:
+        """The master's JSON state: ``aliveworkers``, ``activeapps``, ``completedapps``..."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.webui_url}/json/", timeout=5) as response:
+            return json.load(response)
+
+    def logs(self, lines: int = 40) -> str:
+        """The tail of both daemons' logs (for failure messages)."""
+        return (
+            f"--- master log ({self.master_log}):\n{_tail(self.master_log, lines)}\n"
+            f"--- worker log ({self.worker_log}):\n{_tail(self.worker_log, lines)}"
+        )
+
+
+def _spark_class(spark_home: Path) -> list[str]:
+    """How to call ``bin/spark-class`` (through bash if the wheel lost its executable bit)."""
+    script = spark_home / "bin" / "spark-class"
+    if not script.is_file():
+        pytest.fail(
+            f"{script} is missing (incomplete pyspark install): {SPARK_HINT}", pytrace=False
+        )
+    return [str(script)] if os.access(script, os.X_OK) else ["bash", str(script)]
+
+
+def _start_daemon(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+
+def start_spark_cluster(base: Path, timeout: float = 180) -> SparkCluster:
+    """Start ``Master`` and ``Worker`` with ``spark-class`` on free ports; wait for the worker.
+
+    The wheel has no ``sbin/start-master.sh``; ``spark-class`` runs the daemons in the
+    foreground (it ``exec``s the JVM, so SIGTERM reaches it). Everything they write stays
+    under ``base``: logs, the worker's work dir (executor logs, fetched jars) and a private,
+    empty ``SPARK_CONF_DIR`` (no ``spark-env.sh`` or ``spark-defaults.conf`` of the machine).
+    """
+    try:
+        import pyspark
+    except ImportError:
+        pytest.fail(f"pyspark is not installed: {SPARK_HINT}", pytrace=False)
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.fail(f"no Java runtime (java on PATH or JAVA_HOME): {SPARK_HINT}", pytrace=False)
+    spark_home = Path(pyspark.__file__).resolve().parent
+    spark_class = _spark_class(spark_home)
+    logs, work_dir, conf_dir = base / "logs", base / "work", base / "conf"
+    for folder in (logs, work_dir, conf_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))},
+        "SPARK_HOME": str(spark_home),
+        "SPARK_CONF_DIR": str(conf_dir),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(logs),
+        "SPARK_WORKER_DIR": str(work_dir),
+        # Small daemons; executors inherit the worker's environment: on 2 shared cores the C1
+        # JIT and the serial GC make short JVMs much faster (as in tests/crash_helpers.py).
+        "SPARK_DAEMON_MEMORY": "512m",
+        "JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    }
+    port, webui_port, worker_webui_port = free_port(), free_port(), free_port()
+    master_url = f"spark://127.0.0.1:{port}"
+    master_log, worker_log = logs / "master.log", logs / "worker.log"
+    master = _start_daemon(
+        [
+            *spark_class,
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(webui_port),
+        ],
+        env,
+        master_log,
+    )
+    worker = _start_daemon(
+        [
+            *spark_class,
+            "org.apache.spark.deploy.worker.Worker",
+            master_url,  # the worker retries until the master listens
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            "2",
+            "--memory",
+            "4g",
+            "--webui-port",
+            str(worker_webui_port),
+            "--work-dir",
+            str(work_dir),
+        ],
+        env,
+        worker_log,
+    )
+    cluster = SparkCluster(
+        master_url=master_url,
+        webui_url=f"http://127.0.0.1:{webui_port}",
+        spark_home=spark_home,
+        work_dir=work_dir,
+        master=master,
+        worker=worker,
+        master_log=master_log,
+        worker_log=worker_log,
+    )
+
+    def give_up(why: str) -> None:
+        _stop(worker)
+        _stop(master)
+        pytest.fail(f"Spark standalone cluster: {why}\n{cluster.logs()}", pytrace=False)
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for name, proc in (("master", master), ("worker", worker)):
+            if proc.poll() is not None:
+                give_up(f"the {name} exited with {proc.returncode}")
+        try:
+            if cluster.state().get("aliveworkers", 0) >= 1:
+                return cluster
+        except (OSError, ValueError):
+            pass  # web UI not up yet
+        if time.monotonic() > deadline:
+            give_up(f"no worker registered with {master_url} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkCluster]:
+    """A Spark standalone master + worker for the session (logs and work dir stay under
+    pytest's temp folder); both are stopped at the end."""
+    cluster = start_spark_cluster(tmp_path_factory.mktemp("spark_cluster"))
+    try:
+        yield cluster
+    finally:
+        _stop(cluster.worker)  # stops its executors too
+        _stop(cluster.master)
