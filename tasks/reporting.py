@@ -103,20 +103,21 @@ def recompute_months(settings: Settings, run_id: str, months: Sequence[str]) -> 
         incentive_rows = [_incentive_row(i, names) for i in incentives]
     totals = customer_month_totals(read_mart_months(spark, store, CUSTOMER_MART, months))
     customers = totals.join(F.broadcast(dims.customer), "customer_id", "left").select(
-        "customer_id", "first_name", "last_name", "sales_month", "monthly_total"
+        "customer_id",
+        "first_name",
+        "last_name",
+        F.substring("sales_month", 1, 4).cast("int").alias("year"),
+        F.substring("sales_month", 6, 2).cast("int").alias("month"),
+        "monthly_total",
+        "sales_month",
     )
 
     def customer_rows() -> Iterator[dict[str, Any]]:
-        for r in customers.toLocalIterator(prefetchPartitions=True):
-            year, month = (int(p) for p in r.sales_month.split("-"))
-            yield {
-                "customer_id": r.customer_id,
-                "first_name": r.first_name,
-                "last_name": r.last_name,
-                "year": year,
-                "month": month,
-                "monthly_total": r.monthly_total,
-            }
+        # One month at a time through Arrow: the driver holds one month's customers (never
+        # sales rows), and Arrow -> dicts is ~10x faster than toLocalIterator's Row objects.
+        for month in months:
+            table = customers.where(F.col("sales_month") == month).drop("sales_month").toArrow()
+            yield from table.to_pylist()
 
     engine = make_engine(settings.database_url)
     try:
