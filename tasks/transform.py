@@ -320,15 +320,7 @@ def customer_mart(classified: DataFrame, dims: Dimensions) -> DataFrame:
 
 def sales_team_mart(classified: DataFrame, dims: Dimensions) -> DataFrame:
     """One row per loaded sale, with the sales person's and the store's attributes."""
-    team = dims.sales_team.select(
-        "sales_person_id",
-        "first_name",
-        "last_name",
-        "address",
-        "pincode",
-        "manager_id",
-        "is_manager",
-    )
+    team = dims.sales_team.select(*SALES_TEAM_MART_COLUMNS[:7])  # the sales person's columns
     stores = dims.store.select("store_id", "store_address", "store_manager_name")
     return (
         _loaded(classified)
