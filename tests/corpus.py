@@ -21,22 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from helpers import SALES_COLUMNS
+
 PROCESSED = "processed"
 WRONG_TYPE = "wrong_file_types"
 BAD_SCHEMA = "bad_schema"
 DUPLICATES = "duplicates"
 IGNORED = "to_process"  # left where it is (hidden file: a partial upload or editor swap file)
 
-HEADER = (
-    "customer_id",
-    "store_id",
-    "product_name",
-    "sales_date",
-    "sales_person_id",
-    "price",
-    "quantity",
-    "total_cost",
-)
+HEADER = SALES_COLUMNS  # the tests' own copy of the mandatory columns (tests/helpers.py)
 HEADER_LINE = ",".join(HEADER)
 
 # The corpus's dimension rows (ids only matter to the rules).

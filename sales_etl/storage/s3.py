@@ -302,6 +302,9 @@ class S3Store(ObjectStore):
             for item in page.get("Contents", ()):
                 yield item["Key"], int(item["Size"])
 
+    def _missing(self, key: str) -> StorageError:
+        return StorageError(f"object not found: {key!r} in {self.url}")
+
     # ObjectStore
 
     def list(self, prefix: str) -> list[ObjectInfo]:
@@ -317,7 +320,7 @@ class S3Store(ObjectStore):
             response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
         except Exception as exc:
             if _is_not_found(exc):
-                raise StorageError(f"object not found: {key!r} in {self.url}") from exc
+                raise self._missing(key) from exc
             raise
         return io.BufferedReader(_BodyReader(response["Body"]), buffer_size=1 << 20)  # type: ignore[return-value]
 
@@ -327,7 +330,7 @@ class S3Store(ObjectStore):
                 return stream.read()
         if max_bytes <= 0:
             if not self.exists(key):
-                raise StorageError(f"object not found: {key!r} in {self.url}")
+                raise self._missing(key)
             return b""
         try:
             response = self.client.get_object(
@@ -335,7 +338,7 @@ class S3Store(ObjectStore):
             )
         except Exception as exc:
             if _is_not_found(exc):
-                raise StorageError(f"object not found: {key!r} in {self.url}") from exc
+                raise self._missing(key) from exc
             if _error_code(exc) == "InvalidRange" or _status(exc) == 416:
                 return b""  # a 0-byte object has no byte 0
             raise
@@ -360,7 +363,7 @@ class S3Store(ObjectStore):
             head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
         except Exception as exc:
             if _is_not_found(exc):
-                raise StorageError(f"object not found: {key!r} in {self.url}") from exc
+                raise self._missing(key) from exc
             raise
         return int(head["ContentLength"])
 
