@@ -1,7 +1,8 @@
 """Run a command and measure it: wall time and the peak memory of its whole process tree.
 
 The pipeline is a Python process that starts a JVM (Spark) and a Prefect server subprocess;
-the peak RSS of the parent alone would miss most of its memory, so the tree is sampled.
+the peak RSS of the parent alone would miss most of its memory, so the tree is sampled (as
+PSS, so that memory shared between processes is counted once).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -27,22 +30,57 @@ class Measured:
     seconds: float
     peak_rss: int
     peak_processes: int
+    #: At the moment of the tree's peak: memory per process kind ("java", "python", ...).
+    peak_by_process: dict[str, int]
 
 
-def tree_rss(root: psutil.Process) -> tuple[int, int]:
-    """Sum of the RSS of ``root`` and all its descendants, and how many processes that is."""
+def _kind(proc: psutil.Process) -> str:
+    """Which part of the pipeline a process is: java, prefect server, python or its program."""
+    try:
+        argv = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        argv = []
+    program = Path(argv[0]).name if argv else proc.name()
+    if "java" in program:
+        return "java"
+    if "prefect" in " ".join(argv) and "server" in argv:
+        return "prefect server"
+    return "python" if program.startswith("python") or program == "sales-etl" else program
+
+
+def _memory(proc: psutil.Process) -> int:
+    """PSS where the OS has it (Linux), else RSS.
+
+    RSS counts a shared page in every process that maps it. The JVM starts helper processes
+    (Hadoop's shell calls) with vfork: until exec the child shares the JVM's whole memory and
+    its RSS equals the JVM's, so summing RSS over the tree counted the heap twice whenever a
+    sample caught such a child. PSS splits shared pages between the processes sharing them.
+    """
+    try:
+        return proc.memory_full_info().pss
+    except (AttributeError, psutil.AccessDenied):
+        return proc.memory_info().rss
+
+
+def tree_rss(root: psutil.Process) -> tuple[int, int, dict[str, int]]:
+    """Memory of ``root`` and all its descendants (PSS, see :func:`_memory`), how many processes
+    that is, and the memory per process kind."""
     total = count = 0
+    kinds: dict[str, int] = {}
     try:
         processes = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0, 0
+        return 0, 0, {}
     for proc in processes:
         try:
-            total += proc.memory_info().rss
-            count += 1
+            rss = _memory(proc)
+            kind = _kind(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue  # exited between listing and reading: its memory is gone too
-    return total, count
+        total += rss
+        count += 1
+        kinds[kind] = kinds.get(kind, 0) + rss
+    return total, count, kinds
 
 
 def run_measured(
@@ -58,14 +96,15 @@ def run_measured(
         stderr=subprocess.PIPE,
         text=True,
     )
-    peak = {"rss": 0, "processes": 0}
+    peak: dict[str, Any] = {"rss": 0, "processes": 0, "by_process": {}}
     done = threading.Event()
 
     def sample() -> None:
         root = psutil.Process(proc.pid)
         while not done.is_set():
-            rss, count = tree_rss(root)
-            peak["rss"] = max(peak["rss"], rss)
+            rss, count, kinds = tree_rss(root)
+            if rss > peak["rss"]:
+                peak["rss"], peak["by_process"] = rss, kinds
             peak["processes"] = max(peak["processes"], count)
             done.wait(SAMPLE_SECONDS)
 
@@ -75,4 +114,12 @@ def run_measured(
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
-    return Measured(proc.returncode, stdout, stderr, seconds, peak["rss"], peak["processes"])
+    return Measured(
+        proc.returncode,
+        stdout,
+        stderr,
+        seconds,
+        peak["rss"],
+        peak["processes"],
+        peak["by_process"],
+    )

@@ -116,6 +116,22 @@ def run_reference(data: Path, work: Path) -> tuple[Measured, dict[str, Any]]:
     return measured, json.loads(measured.stdout.strip().splitlines()[-1])
 
 
+def run_floor(data: Path, work: Path, marts: Path) -> tuple[Measured, dict[str, Any]]:
+    """``spark_floor.py`` over the same files and the marts the pipeline just wrote."""
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve().parent / "spark_floor.py"),
+        str(work / "floor"),
+        str(marts),
+        *[str(p) for p in _sales_files(data)],
+    ]
+    measured = run_measured(argv, env=_pipeline_env(work / "floor-ws"))
+    if measured.returncode != 0:
+        sys.stderr.write(measured.stderr[-5000:])
+        raise SystemExit("bench/spark_floor.py failed")
+    return measured, json.loads(measured.stdout.strip().splitlines()[-1])
+
+
 def pipeline_facts(summary: dict[str, Any], ws: Path) -> dict[str, Any]:
     """The pipeline's counts and totals, read from its summary and its SQLite database."""
     with sqlite3.connect(ws / "sales_etl.db") as conn:
@@ -177,6 +193,7 @@ def report(
     summary: dict[str, Any],
     reference: tuple[Measured, dict[str, Any]] | None,
     problems: list[str],
+    floor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Print the comparison; return it as a dict (for --json)."""
     size = sum(p.stat().st_size for p in _sales_files(data))
@@ -201,6 +218,11 @@ def report(
         "pipeline_stages": summary.get("stage_seconds", {}),
         "pipeline_stage_details": summary.get("stage_details", {}),
     }
+    print(
+        f"{'':28}peak by process: "
+        + ", ".join(f"{kind} {_gib(rss)}" for kind, rss in sorted(pipeline.peak_by_process.items()))
+    )
+    result["pipeline_peak_by_process"] = pipeline.peak_by_process
     if reference:
         ref, _ = reference
         ratio = pipeline.seconds / ref.seconds
@@ -220,6 +242,20 @@ def report(
             ratio=round(ratio, 3),
             results_agree=not problems,
         )
+    if floor:
+        print()
+        print(
+            f"Spark floor (csv scan + the two mart writes, nothing else): "
+            f"{floor['floor_seconds']:.1f} s"
+            + (
+                f" = {floor['floor_seconds'] / reference[0].seconds:.2f}x the reference"
+                if reference
+                else ""
+            )
+        )
+        for name, seconds in floor["stages"].items():
+            print(f"  {name:40}{seconds:>8.1f}")
+        result.update(floor_seconds=floor["floor_seconds"], floor_stages=floor["stages"])
     print()
     print("pipeline stages (seconds):")
     stages = summary.get("stage_seconds", {})
@@ -249,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", default=str(REPO / "bench" / ".work"), help="scratch folder")
     parser.add_argument("--skip-reference", action="store_true", help="pipeline only")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time Spark's floor: csv scan + the two mart writes alone (spark_floor.py)",
+    )
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args(argv)
     work = Path(args.work).resolve()
@@ -257,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     reference = None if args.skip_reference else run_reference(data, work)
     pipeline, summary, ws = run_pipeline(data, work)
     problems = compare(pipeline_facts(summary, ws), reference[1]) if reference else []
-    result = report(args, data, pipeline, summary, reference, problems)
+    floor = run_floor(data, work, ws / "marts")[1] if args.floor else None
+    result = report(args, data, pipeline, summary, reference, problems, floor)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 1 if problems else 0

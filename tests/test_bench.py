@@ -36,6 +36,7 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
             str(tmp_path / "work"),
             "--json",
             str(out),
+            "--floor",
         ],
         capture_output=True,
         text=True,
@@ -54,3 +55,18 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
     stages = result["pipeline_stages"]
     assert {"list and validate files", "marts (spark)", "archive"} <= set(stages)
     assert "scan csv, classify (one pass)" in result["pipeline_stage_details"]["marts (spark)"]
+    # The memory per process kind adds up to the tree's peak, and the JVM is one of them.
+    by_process = result["pipeline_peak_by_process"]
+    assert by_process["java"] > 100 * 2**20
+    assert sum(by_process.values()) == result["pipeline_peak_rss"]
+    # The floor: its parts, summed as documented, and both marts really rewritten by month.
+    floor = result["floor_stages"]
+    parts = floor["csv scan"] + sum(
+        floor[f"{mart} read + write"] - floor[f"{mart} read"]
+        for mart in ("customer_data_mart", "sales_team_data_mart")
+    )
+    assert result["floor_seconds"] == pytest.approx(parts, abs=0.01)
+    rewritten = tmp_path / "work" / "floor"
+    assert len(list(rewritten.glob("customer_data_mart/sales_month=*/*.parquet"))) >= 2
+    assert len(list(rewritten.glob("sales_team_data_mart/sales_month=*/store_id=*/*.parquet"))) >= 2
+    assert "Spark floor (csv scan + the two mart writes, nothing else)" in proc.stdout

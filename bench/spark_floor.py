@@ -1,0 +1,83 @@
+"""Spark's floor on this machine: the work no Spark version of the pipeline can avoid.
+
+    python bench/spark_floor.py OUT_DIR MARTS_DIR FILE.csv...
+
+Any Spark implementation has to parse every CSV byte once and encode both marts as Parquet
+once. This script times exactly that and nothing else, with the pipeline's own session
+settings, CSV options and Parquet options:
+
+- ``csv scan``: every field of every file parsed (the pipeline's reader, written to Spark's
+  ``noop`` sink);
+- ``customer mart write`` / ``sales team mart write``: the rows the pipeline wrote (read back
+  from ``MARTS_DIR``) written again with the same partitioning, minus the time to read them
+  (measured separately), so only the encoding and the partitioned write remain.
+
+No rules, no joins, no scratch files, no Prefect, no database, no archive. The sum is a lower
+bound for the pipeline's time; ``bench/run.py --floor`` sets it against the DuckDB reference.
+Prints one JSON line: ``{"stages": {...}, "floor_seconds": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sales_etl.layout import CUSTOMER_MART, MART_PARTITIONS, SALES_TEAM_MART
+from sales_etl.settings import Settings
+from sales_etl.spark import start_spark, stop_spark
+from sales_etl.tasks.marts import CSV_OPTIONS, MART_WRITE_OPTIONS
+from sales_etl.tasks.transform import raw_sales_schema
+
+
+def _timed(stages: dict[str, float], name: str, action: Callable[[], None]) -> None:
+    start = time.perf_counter()
+    action()
+    stages[name] = round(time.perf_counter() - start, 3)
+
+
+def main(argv: list[str]) -> int:
+    """Time the unavoidable Spark work over the given files and marts; print JSON."""
+    out, marts, files = Path(argv[0]), Path(argv[1]), argv[2:]
+    shutil.rmtree(out, ignore_errors=True)
+    stages: dict[str, float] = {}
+    start = time.perf_counter()
+    spark = start_spark(Settings())
+    stages["spark start"] = round(time.perf_counter() - start, 3)
+    try:
+        with open(files[0], encoding="utf-8") as handle:
+            header = handle.readline().rstrip("\r\n").split(",")
+        csv = spark.read.options(**CSV_OPTIONS).schema(raw_sales_schema(header)).csv(files)
+        _timed(stages, "csv scan", lambda: csv.write.format("noop").mode("overwrite").save())
+        for mart in (CUSTOMER_MART, SALES_TEAM_MART):
+            rows = spark.read.parquet(str(marts / mart))
+            _timed(
+                stages,
+                f"{mart} read",
+                lambda rows=rows: rows.write.format("noop").mode("overwrite").save(),
+            )
+            _timed(
+                stages,
+                f"{mart} read + write",
+                lambda rows=rows, mart=mart: (
+                    rows.write.mode("overwrite")
+                    .options(**MART_WRITE_OPTIONS.get(mart, {}))
+                    .partitionBy(*MART_PARTITIONS[mart])
+                    .parquet(str(out / mart))
+                ),
+            )
+    finally:
+        stop_spark()
+    floor = stages["csv scan"] + sum(
+        stages[f"{mart} read + write"] - stages[f"{mart} read"]
+        for mart in (CUSTOMER_MART, SALES_TEAM_MART)
+    )
+    print(json.dumps({"stages": stages, "floor_seconds": round(floor, 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
