@@ -43,7 +43,8 @@ def _kind(proc: psutil.Process) -> str:
     program = Path(argv[0]).name if argv else proc.name()
     if "java" in program:
         return "java"
-    if "prefect" in " ".join(argv) and "server" in argv:
+    joined = " ".join(argv)
+    if "prefect" in joined and "server" in joined:  # `prefect server start` or its uvicorn app
         return "prefect server"
     return "python" if program.startswith("python") or program == "sales-etl" else program
 
