@@ -22,13 +22,13 @@ SAMPLE_SECONDS = 0.1
 
 @dataclass
 class Measured:
-    """What one command did: exit code, output, seconds and the tree's peak RSS in bytes."""
+    """What one command did: exit code, output, seconds and the tree's peak memory in bytes."""
 
     returncode: int
     stdout: str
     stderr: str
     seconds: float
-    peak_rss: int
+    peak_rss: int  #: the tree's peak memory, PSS (see _memory); named before PSS replaced RSS
     peak_processes: int
     #: At the moment of the tree's peak: memory per process kind ("java", "python", ...).
     peak_by_process: dict[str, int]
@@ -52,9 +52,9 @@ def _kind(proc: psutil.Process) -> str:
 def _memory(proc: psutil.Process) -> int:
     """PSS where the OS has it (Linux), else RSS.
 
-    RSS counts a shared page in every process that maps it. The JVM starts helper processes
-    (Hadoop's shell calls) with vfork: until exec the child shares the JVM's whole memory and
-    its RSS equals the JVM's, so summing RSS over the tree counted the heap twice whenever a
+    RSS counts a shared page in every process that maps it. The JVM starts its helper processes
+    with posix_spawn (vfork): until exec the child shares the JVM's whole memory and its RSS
+    equals the JVM's, so summing RSS over the tree counted the heap twice whenever a
     sample caught such a child. PSS splits shared pages between the processes sharing them.
     """
     try:
@@ -63,7 +63,7 @@ def _memory(proc: psutil.Process) -> int:
         return proc.memory_info().rss
 
 
-def tree_rss(root: psutil.Process) -> tuple[int, int, dict[str, int]]:
+def tree_memory(root: psutil.Process) -> tuple[int, int, dict[str, int]]:
     """Memory of ``root`` and all its descendants (PSS, see :func:`_memory`), how many processes
     that is, and the memory per process kind."""
     total = count = 0
@@ -74,13 +74,13 @@ def tree_rss(root: psutil.Process) -> tuple[int, int, dict[str, int]]:
         return 0, 0, {}
     for proc in processes:
         try:
-            rss = _memory(proc)
+            memory = _memory(proc)
             kind = _kind(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue  # exited between listing and reading: its memory is gone too
-        total += rss
+        total += memory
         count += 1
-        kinds[kind] = kinds.get(kind, 0) + rss
+        kinds[kind] = kinds.get(kind, 0) + memory
     return total, count, kinds
 
 
@@ -103,7 +103,7 @@ def run_measured(
     def sample() -> None:
         root = psutil.Process(proc.pid)
         while not done.is_set():
-            rss, count, kinds = tree_rss(root)
+            rss, count, kinds = tree_memory(root)
             if rss > peak["rss"]:
                 peak["rss"], peak["by_process"] = rss, kinds
             peak["processes"] = max(peak["processes"], count)

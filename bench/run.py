@@ -98,38 +98,38 @@ def run_pipeline(data: Path, work: Path) -> tuple[Measured, dict[str, Any], Path
     return measured, json.loads(measured.stdout), ws
 
 
+def _run_script(
+    script: str, args: list[str], what: str, env: dict[str, str] | None = None
+) -> tuple[Measured, dict[str, Any]]:
+    """Run ``bench/<script>`` measured in its own process; its last stdout line is JSON."""
+    measured = run_measured(
+        [sys.executable, str(Path(__file__).resolve().parent / script), *args], env=env
+    )
+    if measured.returncode != 0:
+        sys.stderr.write(measured.stderr[-5000:])
+        raise SystemExit(f"{what} failed")
+    return measured, json.loads(measured.stdout.strip().splitlines()[-1])
+
+
 def run_reference(data: Path, work: Path) -> tuple[Measured, dict[str, Any]]:
     """The DuckDB reference in its own process, all cores."""
     out = work / "reference"
     shutil.rmtree(out, ignore_errors=True)
-    argv = [
-        sys.executable,
-        str(Path(__file__).resolve().parent / "duckdb_reference.py"),
-        str(out),
-        str(data / "dimensions"),
-        *[str(p) for p in _sales_files(data)],
-    ]
-    measured = run_measured(argv)
-    if measured.returncode != 0:
-        sys.stderr.write(measured.stderr[-5000:])
-        raise SystemExit("the DuckDB reference failed")
-    return measured, json.loads(measured.stdout.strip().splitlines()[-1])
+    files = [str(p) for p in _sales_files(data)]
+    return _run_script(
+        "duckdb_reference.py", [str(out), str(data / "dimensions"), *files], "the DuckDB reference"
+    )
 
 
 def run_floor(data: Path, work: Path, marts: Path) -> tuple[Measured, dict[str, Any]]:
     """``spark_floor.py`` over the same files and the marts the pipeline just wrote."""
-    argv = [
-        sys.executable,
-        str(Path(__file__).resolve().parent / "spark_floor.py"),
-        str(work / "floor"),
-        str(marts),
-        *[str(p) for p in _sales_files(data)],
-    ]
-    measured = run_measured(argv, env=_pipeline_env(work / "floor-ws"))
-    if measured.returncode != 0:
-        sys.stderr.write(measured.stderr[-5000:])
-        raise SystemExit("bench/spark_floor.py failed")
-    return measured, json.loads(measured.stdout.strip().splitlines()[-1])
+    files = [str(p) for p in _sales_files(data)]
+    return _run_script(
+        "spark_floor.py",
+        [str(work / "floor"), str(marts), *files],
+        "bench/spark_floor.py",
+        env=_pipeline_env(work / "floor-ws"),
+    )
 
 
 def pipeline_facts(summary: dict[str, Any], ws: Path) -> dict[str, Any]:

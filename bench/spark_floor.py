@@ -19,11 +19,10 @@ Prints one JSON line: ``{"stages": {...}, "floor_seconds": ...}``.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sales_etl.layout import CUSTOMER_MART, MART_PARTITIONS, SALES_TEAM_MART
@@ -31,46 +30,36 @@ from sales_etl.settings import Settings
 from sales_etl.spark import start_spark, stop_spark
 from sales_etl.tasks.marts import CSV_OPTIONS, MART_WRITE_OPTIONS
 from sales_etl.tasks.transform import raw_sales_schema
-
-
-def _timed(stages: dict[str, float], name: str, action: Callable[[], None]) -> None:
-    start = time.perf_counter()
-    action()
-    stages[name] = round(time.perf_counter() - start, 3)
+from sales_etl.timing import StageClock
 
 
 def main(argv: list[str]) -> int:
     """Time the unavoidable Spark work over the given files and marts; print JSON."""
     out, marts, files = Path(argv[0]), Path(argv[1]), argv[2:]
     shutil.rmtree(out, ignore_errors=True)
-    stages: dict[str, float] = {}
-    start = time.perf_counter()
-    spark = start_spark(Settings())
-    stages["spark start"] = round(time.perf_counter() - start, 3)
+    clock = StageClock()
+    with clock.stage("spark start"):
+        spark = start_spark(Settings())
     try:
-        with open(files[0], encoding="utf-8") as handle:
-            header = handle.readline().rstrip("\r\n").split(",")
-        csv = spark.read.options(**CSV_OPTIONS).schema(raw_sales_schema(header)).csv(files)
-        _timed(stages, "csv scan", lambda: csv.write.format("noop").mode("overwrite").save())
+        with open(files[0], encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle))  # RFC 4180, like the validators read it
+        lines = spark.read.options(**CSV_OPTIONS).schema(raw_sales_schema(header)).csv(files)
+        with clock.stage("csv scan"):
+            lines.write.format("noop").mode("overwrite").save()
         for mart in (CUSTOMER_MART, SALES_TEAM_MART):
             rows = spark.read.parquet(str(marts / mart))
-            _timed(
-                stages,
-                f"{mart} read",
-                lambda rows=rows: rows.write.format("noop").mode("overwrite").save(),
-            )
-            _timed(
-                stages,
-                f"{mart} read + write",
-                lambda rows=rows, mart=mart: (
+            with clock.stage(f"{mart} read"):
+                rows.write.format("noop").mode("overwrite").save()
+            with clock.stage(f"{mart} read + write"):
+                (
                     rows.write.mode("overwrite")
                     .options(**MART_WRITE_OPTIONS.get(mart, {}))
                     .partitionBy(*MART_PARTITIONS[mart])
                     .parquet(str(out / mart))
-                ),
-            )
+                )
     finally:
         stop_spark()
+    stages = clock.seconds
     floor = stages["csv scan"] + sum(
         stages[f"{mart} read + write"] - stages[f"{mart} read"]
         for mart in (CUSTOMER_MART, SALES_TEAM_MART)
