@@ -6,9 +6,10 @@ CLI flags and Prefect flow parameters (the last two call :meth:`Settings.with_ov
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 IncentiveScope = Literal["company", "store"]
@@ -30,9 +31,21 @@ class Settings(BaseSettings):
     incentive_scope: IncentiveScope = Field(
         "company", description="Rank sales people per month company-wide or per store"
     )
-    incentive_rate: str = Field("0.01", description="Share of the top performer's monthly sales")
+    incentive_rate: str = Field(
+        "0.01",
+        description="Share of the top performer's monthly sales, a decimal fraction "
+        "between 0 and 1 (0.01 = 1%)",
+    )
     validation_depth: Literal["SCHEMA_ONLY", "SCHEMA_AND_DATA"] = Field(
-        "SCHEMA_ONLY", description="How deep pandera validates the enriched Spark frame"
+        "SCHEMA_ONLY",
+        description="How deep pandera validates the enriched Spark frame (any letter case)",
+    )
+    max_bad_row_fraction: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="A file whose quarantined share of rows exceeds this is held whole in "
+        "error_files/too_many_bad_rows/ (1.0 turns the guard off)",
     )
     plugins_dir: str | None = Field(None, description="Folder of extra validator plugin .py files")
     disable_plugins: str = Field("", description="Comma-separated plugin names not to load")
@@ -44,6 +57,25 @@ class Settings(BaseSettings):
     lock_ttl_seconds: int = Field(
         6 * 3600, ge=60, description="How long a run's lock is honoured without a heartbeat"
     )
+
+    @field_validator("incentive_rate")
+    @classmethod
+    def _incentive_rate_is_a_fraction(cls, value: str) -> str:
+        # Checked here, before any file moves, not by Decimal() after the Spark stage.
+        try:
+            rate = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(
+                f"not a decimal fraction: {value!r} (write 1% as 0.01)"
+            ) from None
+        if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
+            raise ValueError(f"must be between 0 and 1: {value!r} (write 1% as 0.01)")
+        return value.strip()
+
+    @field_validator("validation_depth", mode="before")
+    @classmethod
+    def _depth_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     def with_overrides(self, **overrides: object) -> Settings:
         """Return a copy with the given non-None values replaced (CLI flags, flow parameters)."""

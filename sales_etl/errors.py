@@ -1,0 +1,32 @@
+"""The errors a user can fix, and how the command line reports them (README "Command line").
+
+Every command turns a :class:`UserError` into one line on stderr (two with a ``hint``) and its
+``exit_code``, without a traceback unless ``--debug`` / ``SALES_ETL_DEBUG=1``. Anything else is
+a failed run (exit 1), shown the same way. Messages never hold a password: build them with
+:func:`sales_etl.secrets.redact_url` for database URLs.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Something the user must fix before the command can do its work.
+
+    ``message`` names the setting (environment variable and flag), file or table and the
+    resolved location; ``hint`` says what to do. Nothing was moved or written when it is raised.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message} ({hint})")
+
+
+class ConfigError(UserError):
+    """A setting, flag, path, database or table that is wrong or unusable (exit 2)."""
+
+
+class InputError(UserError):
+    """An input file the user gave (a dimension CSV, a plugin folder) cannot be used (exit 2)."""
