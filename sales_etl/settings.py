@@ -65,9 +65,7 @@ class Settings(BaseSettings):
         try:
             rate = Decimal(value.strip())
         except InvalidOperation:
-            raise ValueError(
-                f"not a decimal fraction: {value!r} (write 1% as 0.01)"
-            ) from None
+            raise ValueError(f"not a decimal fraction: {value!r} (write 1% as 0.01)") from None
         if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
             raise ValueError(f"must be between 0 and 1: {value!r} (write 1% as 0.01)")
         return value.strip()
