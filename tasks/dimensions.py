@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 from sqlalchemy import Engine, Select, select
 
 from sales_etl.db.engine import make_engine
-from sales_etl.db.schema import DIMENSION_COLUMNS_READ, DIMENSION_TABLES
+from sales_etl.db.schema import DIMENSION_COLUMNS_READ, DIMENSION_TABLES, check_dimension_columns
 from sales_etl.spark import run_cache
 from sales_etl.tasks.transform import Dimensions
 
@@ -96,6 +96,8 @@ def run_dimensions(spark: SparkSession, database_url: str) -> Dimensions:
     if key not in cache:
         engine = make_engine(database_url)
         try:
+            # A user's table lacking a column is one ConfigError naming it, not a SQL error.
+            check_dimension_columns(engine)
             cache[key] = read_dimensions(spark, engine)
         finally:
             engine.dispose()
