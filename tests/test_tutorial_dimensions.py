@@ -290,11 +290,11 @@ REFUSED = [  # table, column, raw, words the reason must hold
 ]
 
 
-@pytest.mark.parametrize(("table_name", "column", "raw", "words"), REFUSED)
-def test_refused_value_forms_name_file_line_column_and_write_nothing(
-    engine: Engine, tmp_path: Path, table_name: str, column: str, raw: str, words: str
+def _assert_refused(
+    engine: Engine, folder: Path, table_name: str, column: str, raw: str, words: str
 ) -> None:
-    path = _one_row_file(tmp_path, table_name, {column: raw})
+    """Loading a one-row file with ``raw`` in ``column`` fails in one line naming all three."""
+    path = _one_row_file(folder, table_name, {column: raw})
     with pytest.raises(DimensionLoadError) as caught:
         load_dimension_file(engine, table_name, path)
     error = caught.value
@@ -303,6 +303,13 @@ def test_refused_value_forms_name_file_line_column_and_write_nothing(
     message = str(error)
     assert message.startswith(f"{table_name}.csv, line 2, column {column!r}: ")
     assert words in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("table_name", "column", "raw", "words"), REFUSED)
+def test_refused_value_forms_name_file_line_column_and_write_nothing(
+    engine: Engine, tmp_path: Path, table_name: str, column: str, raw: str, words: str
+) -> None:
+    _assert_refused(engine, tmp_path, table_name, column, raw, words)
     with engine.connect() as conn:
         assert (
             conn.execute(
@@ -535,11 +542,7 @@ def test_values_a_tutorial_table_cannot_hold_are_refused_on_mariadb(
     _create_tutorial_tables(mysql_url)
     eng = make_engine(mysql_url)
     try:
-        path = _one_row_file(tmp_path, table_name, {column: raw})
-        with pytest.raises(DimensionLoadError) as caught:
-            load_dimension_file(eng, table_name, path)
-        assert str(caught.value).startswith(f"{table_name}.csv, line 2, column {column!r}: ")
-        assert words in str(caught.value)
+        _assert_refused(eng, tmp_path, table_name, column, raw, words)
         # the widest values it can hold go in
         fits = (
             {
@@ -633,50 +636,27 @@ def test_tutorial_dimensions_and_a_batch_through_the_flow(
 
     loaded = [r for r, v in zip(sales, verdicts, strict=True) if v is None]
     monthly, incentives = _expected_reporting(loaded)
+    customer_month = ("customer_id", "first_name", "last_name", "year", "month")
     got_monthly = [
-        (
-            r["customer_id"],
-            r["first_name"],
-            r["last_name"],
-            r["year"],
-            r["month"],
-            r["monthly_total"],
-        )
+        tuple(r[c] for c in (*customer_month, "monthly_total"))
         for r in read_table(database_url, "customer_monthly_purchase")
     ]
+    person_month = ("sales_person_id", "first_name", "last_name", "year", "month")
     got_incentives = [
-        (
-            r["sales_person_id"],
-            r["first_name"],
-            r["last_name"],
-            r["year"],
-            r["month"],
-            r["total_sales"],
-            r["incentive"],
-        )
+        tuple(r[c] for c in (*person_month, "total_sales", "incentive"))
         for r in read_table(database_url, "sales_team_incentive")
     ]
     assert sorted(got_monthly) == monthly
     assert sorted(got_incentives) == incentives
 
     customer_mart = read_parquet_rows(marts / "customer_data_mart")
+    contact = ("customer_id", "first_name", "last_name", "address", "pincode", "phone_number")
     assert Counter(
-        (
-            r["customer_id"],
-            r["first_name"],
-            r["last_name"],
-            r["address"],
-            r["pincode"],
-            r["phone_number"],
-            r["sales_date"],
-            r["total_cost"],
-        )
-        for r in customer_mart
+        tuple(r[c] for c in (*contact, "sales_date", "total_cost")) for r in customer_mart
     ) == Counter(
         (
             int(r["customer_id"]),
-            CUSTOMERS[int(r["customer_id"])][0],
-            CUSTOMERS[int(r["customer_id"])][1],
+            *CUSTOMERS[int(r["customer_id"])][:2],
             "Delhi",
             "122009",
             CUSTOMERS[int(r["customer_id"])][2],

@@ -98,17 +98,9 @@ DIMENSION_TABLES = {
 #: The dimension columns a run reads (tasks/dimensions.py selects exactly these); a user's table
 #: must have them, and may have more.
 DIMENSION_COLUMNS_READ: dict[str, tuple[str, ...]] = {
-    "customer": ("customer_id", "first_name", "last_name", "address", "pincode", "phone_number"),
+    "customer": tuple(c.name for c in customer.columns if c.name != "customer_joining_date"),
     "store": ("id", "address", "store_manager_name"),
-    "sales_team": (
-        "id",
-        "first_name",
-        "last_name",
-        "manager_id",
-        "is_manager",
-        "address",
-        "pincode",
-    ),
+    "sales_team": tuple(c.name for c in sales_team.columns if c.name != "joining_date"),
 }
 
 
