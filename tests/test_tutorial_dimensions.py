@@ -365,6 +365,14 @@ def _assert_tutorial_values(engine: Engine) -> None:
     assert reviews == {sid: row[3] for sid, row in STORES.items()}
 
 
+def test_a_missing_folder_is_one_input_error(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        load_dimensions(engine, tmp_path / "no" / "such")
+    message = str(caught.value)
+    assert "does not exist" in message and str(tmp_path / "no" / "such") in message
+    assert "customer.csv" in (caught.value.hint or "") and "\n" not in message
+
+
 # --- tables as people made them --------------------------------------------------------------
 
 

@@ -131,9 +131,11 @@ class MissingDimensionFilesError(DimensionLoadError):
     def __init__(self, directory: Path, missing: list[str]) -> None:
         self.directory = directory
         self.missing = missing
+        where = f"dimension folder {str(directory)!r} (load-dimensions DIR, {directory.resolve()})"
         super().__init__(
-            f"dimension folder {str(directory)!r} (sales-etl load-dimensions DIR) is missing "
-            f"{', '.join(missing)}",
+            f"{where} is missing {', '.join(missing)}"
+            if directory.is_dir()
+            else f"{where} does not exist or is not a folder",
             hint=f"the folder must hold all of {', '.join(DIMENSION_FILES.values())}",
         )
 
