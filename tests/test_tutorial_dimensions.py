@@ -583,6 +583,26 @@ def _column_types(mariadb, database: str) -> dict[tuple[str, str], tuple[str, st
         return {(t, c): (ty.lower(), extra.lower()) for t, c, ty, extra in cur.fetchall()}
 
 
+def test_the_flow_users_select_grant_is_enough_to_check_columns(mysql_url: str, mariadb) -> None:
+    """The run's user (SELECT on the dimension tables only, docs/s3-mysql.md) can be checked."""
+    _create_tutorial_tables(mysql_url)
+    database = mysql_url.rsplit("/", 1)[1]
+    with mariadb.root_connect() as conn, conn.cursor() as cur:
+        cur.execute(f"ALTER TABLE `{database}`.store DROP COLUMN store_manager_name")
+    user, password = mariadb.create_user(
+        [f"SELECT ON `{database}`.`{t}`" for t in ("customer", "store", "sales_team", "product")]
+    )
+    eng = make_engine(mariadb.url(database, user, password))
+    try:
+        with pytest.raises(
+            ConfigError, match="'store' has no column 'store_manager_name'"
+        ) as caught:
+            check_dimension_columns(eng)
+        assert password not in str(caught.value) and "***" in str(caught.value)
+    finally:
+        eng.dispose()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "sqlite+tutorial-ddl", "mariadb+tutorial-ddl"])
 def test_tutorial_dimensions_and_a_batch_through_the_flow(
