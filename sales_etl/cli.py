@@ -42,8 +42,10 @@ def cmd_init_db(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     engine = make_engine(settings.database_url)
-    tables = init_db(engine)
-    print(f"{redact_url(settings.database_url)}: tables ready: {', '.join(tables)}")
+    outcomes = init_db(engine)
+    print(f"database {redact_url(settings.database_url)}:")
+    for table, outcome in outcomes.items():  # existing tables (e.g. the tutorial's) are kept
+        print(f"  {table}: {outcome}")
     return 0
 
 
