@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -228,6 +228,37 @@ def record_row_counts(engine: Engine, run_id: str, counts: dict[str, dict[str, i
             )
 
 
+def hold_staged_files(engine: Engine, run_id: str, holds: Mapping[str, Mapping[str, Any]]) -> None:
+    """Take files out of a run after its Spark stage: ACTIVE -> REJECTED, in one transaction.
+
+    ``holds``: file key -> ``category``, ``reason``, ``target`` (where the file goes) and, when
+    known, ``rows_total`` (stored with 0 rows loaded and 0 quarantined: none of them were).
+    Rows already moved on (a retried task) are left alone.
+    """
+    now = utc_now()
+    with engine.begin() as conn:
+        for key, hold in holds.items():
+            total = hold.get("rows_total")
+            conn.execute(
+                update(staging_files)
+                .where(
+                    staging_files.c.run_id == run_id,
+                    staging_files.c.file_location == key,
+                    staging_files.c.status == ACTIVE,
+                )
+                .values(
+                    status=REJECTED,
+                    category=hold["category"],
+                    reason=hold["reason"],
+                    target_location=hold["target"],
+                    rows_total=total,
+                    rows_loaded=None if total is None else 0,
+                    rows_quarantined=None if total is None else 0,
+                    updated_at=now,
+                )
+            )
+
+
 def mark_loaded(conn: Connection, run_id: str, months: Sequence[str]) -> None:
     """Inside the reporting transaction: the run's data is now committed."""
     conn.execute(
@@ -299,6 +330,7 @@ __all__ = [
     "complete_run",
     "completed_checksums",
     "fail_run",
+    "hold_staged_files",
     "interrupted_runs",
     "mark_loaded",
     "new_batch_id",
