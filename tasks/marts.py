@@ -341,15 +341,14 @@ def build_marts(
     logger = get_run_logger()
     stats = build_batch_marts(settings, batch_id, files)
     logger.info(
-        "batch %s: %d rows read, %d loaded, %d quarantined, months %s",
+        "batch %s: %d rows read, %d loaded, %d quarantined, months %s; %d file(s) to hold",
         batch_id,
         stats.rows_total,
         stats.rows_loaded,
         stats.rows_quarantined,
         ", ".join(stats.months) or "none",
+        len(stats.held),
     )
-    for key, hold in stats.held.items():
-        logger.warning("holding %s -> %s: %s", key, hold["category"], hold["reason"])
     crash_point("after_marts_written")
     return stats.__dict__
 
