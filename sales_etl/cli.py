@@ -23,6 +23,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         database_url=getattr(args, "database_url", None),
         spark_master=getattr(args, "spark_master", None),
         incentive_scope=getattr(args, "incentive_scope", None),
+        max_bad_row_fraction=getattr(args, "max_bad_row_fraction", None),
     )
 
 
@@ -33,6 +34,12 @@ def _add_common(parser: argparse.ArgumentParser, *, storage: bool = True) -> Non
         parser.add_argument("--marts", help="marts root: path or s3://bucket/prefix")
         parser.add_argument("--spark-master", help="Spark master URL (default local[*])")
         parser.add_argument("--incentive-scope", choices=["company", "store"])
+        parser.add_argument(
+            "--max-bad-row-fraction",
+            type=float,
+            help="hold a file whole in error_files/too_many_bad_rows/ when more than this share "
+            "of its rows is bad (env SALES_ETL_MAX_BAD_ROW_FRACTION, default 0.5; 1.0 = off)",
+        )
 
 
 def cmd_init_db(args: argparse.Namespace) -> int:
