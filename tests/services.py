@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +93,37 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
         proc.wait(timeout=10)
 
 
+def _wait_for_server(
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    name: str,
+    answers: Callable[[], bool],
+    *,
+    timeout: float,
+    interval: float,
+) -> None:
+    """Wait until ``answers()`` returns true (any exception means "not yet"). If the server
+    exits, or does not answer within ``timeout`` seconds (then it is stopped), fail the test
+    with the tail of its ``log``."""
+
+    def probe() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
+        return answers()
+
+    try:
+        wait_until(
+            probe,
+            timeout=timeout,
+            describe=f"{name} answering",
+            interval=interval,
+            retry_on=(Exception,),
+        )
+    except WaitTimeout as exc:
+        _stop(proc)
+        pytest.fail(f"{exc}\n{_tail(log)}", pytrace=False)
+
+
 def _find(executable: str, *preferred_dirs: str) -> str | None:
     """``executable`` from ``preferred_dirs`` (in order), else from PATH."""
     for folder in preferred_dirs:
@@ -155,23 +186,15 @@ def start_moto_server(log_dir: Path) -> MotoServer:
         log=log,
     )
 
-    def answering() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"moto_server exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
-        # boto3 only once the port is open: its own connection retries would take longer.
-        return _port_open(port) and server.client().list_buckets() is not None
-
-    try:
-        wait_until(
-            answering,
-            timeout=60,
-            describe=f"moto_server at {endpoint} listing buckets",
-            interval=0.2,
-            retry_on=(Exception,),
-        )
-    except WaitTimeout as exc:
-        _stop(proc)
-        pytest.fail(f"{exc}\n{_tail(log)}", pytrace=False)
+    # boto3 only once the port is open: its own connection retries would take longer.
+    _wait_for_server(
+        proc,
+        log,
+        f"moto_server at {endpoint}",
+        lambda: _port_open(port) and server.client().list_buckets() is not None,
+        timeout=60,
+        interval=0.2,
+    )
     return server
 
 
@@ -342,24 +365,12 @@ def start_mariadb(base: Path) -> MariaDB:
         _databases=itertools.count(1),
     )
 
-    def answering() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"mariadbd exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
+    def select_1() -> bool:
         with server.root_connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
         return True
 
-    try:
-        wait_until(
-            answering,
-            timeout=120,
-            describe=f"mariadbd on {sock} answering SELECT 1",
-            interval=0.3,
-            retry_on=(Exception,),
-        )
-    except WaitTimeout as exc:
-        _stop(proc)
-        pytest.fail(f"{exc}\n{_tail(log)}", pytrace=False)
+    _wait_for_server(proc, log, f"mariadbd on {sock}", select_1, timeout=120, interval=0.3)
     with server.root_connect() as conn, conn.cursor() as cur:
         cur.execute(
             "CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (server.app_user, server.app_password)
