@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpers import WaitTimeout, wait_until
+
 VENV_BIN = Path(sys.executable).parent
 SALES_ETL = str(VENV_BIN / "sales-etl")
 PREFECT = str(VENV_BIN / "prefect")
@@ -253,6 +255,18 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def _let_group_exit(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """Give the rest of the group (the Spark JVM) ``seconds`` to exit by itself; the caller
+    SIGKILLs whatever is left afterwards, so running out of time is not an error here."""
+    with contextlib.suppress(WaitTimeout):
+        wait_until(
+            lambda: not _group_alive(proc.pid),
+            timeout=seconds,
+            describe=f"process group {proc.pid} gone",
+            interval=0.1,
+        )
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL whatever is left of the process group we started (Spark JVM, Prefect helpers)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -334,12 +348,18 @@ def run_cli(
             proc.wait(timeout=timeout)
             seconds = time.monotonic() - start
             if proc.returncode == 0:
-                end = time.monotonic() + linger
-                while _group_alive(proc.pid) and time.monotonic() < end:
-                    time.sleep(0.1)
+                _let_group_exit(proc, linger)
         finally:
             _kill_group(proc)
             proc.wait()
+    # A SIGKILLed process dies when the kernel gets to it: read the workspace only once nothing
+    # of this run is left that could still write into it (the Spark JVM, Prefect helpers).
+    wait_until(
+        lambda: not _group_alive(proc.pid),
+        timeout=60,
+        describe=f"every process of `sales-etl {args[0]}` (group {proc.pid}) gone after SIGKILL",
+        interval=0.1,
+    )
     return RunResult(proc.returncode, seconds, log, started_wall, killed_at, kill_reason, stdout)
 
 
@@ -405,9 +425,7 @@ def dump_class_archive(archive: Path, env: dict[str, str], work: Path) -> float:
         )
         try:
             proc.wait(timeout=300)
-            end = time.monotonic() + 60  # the JVM writes the archive as it exits
-            while _group_alive(proc.pid) and time.monotonic() < end:
-                time.sleep(0.1)
+            _let_group_exit(proc, 60)  # the JVM writes the archive as it exits
         finally:
             _kill_group(proc)
             proc.wait()
@@ -463,18 +481,24 @@ class PrefectServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        while time.monotonic() - start < timeout:
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def healthy() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(
-                    f"prefect server exited ({self.proc.returncode}): "
+                    f"prefect server exited ({proc.returncode}): "
                     + self.log.read_text(errors="replace")[-3000:]
                 )
-            if api_healthy(self.api_url):
-                self.startup_seconds = time.monotonic() - start
-                return
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"prefect server not healthy after {timeout} s")
+            return api_healthy(self.api_url)
+
+        try:
+            wait_until(
+                healthy, timeout=timeout, describe=f"prefect server at {self.api_url} healthy"
+            )
+        except WaitTimeout:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - start
 
     def stop(self) -> None:
         if self.proc is None:

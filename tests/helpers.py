@@ -3,6 +3,9 @@
 Nothing here calls the product's own generator or transforms: inputs are written as bytes and
 outputs are read with plain tools (csv, hashlib, pyarrow, SQLAlchemy), so that expected values
 computed by a test stay independent of the code under test.
+
+:func:`wait_until` is the one way tests wait for anything that happens asynchronously (a server
+becoming ready, Prefect logs and task run states reaching the API, a process exiting).
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import csv
 import hashlib
 import io
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: Column names of the four dimension files (the tables' columns in ``sales_etl.db.schema``).
 DIMENSION_HEADERS: dict[str, tuple[str, ...]] = {
@@ -247,3 +253,61 @@ def read_table(
             return [dict(row._mapping) for row in conn.execute(query)]
     finally:
         engine.dispose()
+
+
+# --- waiting for asynchronous results ------------------------------------------------------------
+
+
+class WaitTimeout(AssertionError):
+    """:func:`wait_until` gave up: its condition did not hold before the deadline."""
+
+
+def _shown(text: str, limit: int = 4000) -> str:
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def wait_until(
+    probe: Callable[[], T],
+    done: Callable[[T], object] = bool,
+    *,
+    timeout: float,
+    describe: str,
+    interval: float = 0.5,
+    retry_on: tuple[type[Exception], ...] = (),
+    show: Callable[[T], str] = repr,
+    context: Callable[[], str] | None = None,
+) -> T:
+    """Call ``probe()`` every ``interval`` seconds until ``done(value)`` is true; return the value.
+
+    For everything a test reads that is shipped or written asynchronously: Prefect sends a
+    run's logs in batches from a background thread and task run states as events, so both can
+    reach the API after the flow run's final state; servers answer some time after they start;
+    a JVM exits after its parent. Read such a thing until the condition the test asserts holds,
+    never once, and never after a fixed ``time.sleep``.
+
+    - ``probe`` may raise to stop waiting at once (e.g. an ``AssertionError`` when the process
+      that should produce the value has exited); exceptions of a type in ``retry_on`` mean "not
+      yet" (a server not listening yet) and are shown as the last thing seen.
+    - ``timeout`` and ``interval`` are in seconds (``time.monotonic``); ``probe`` runs at least
+      once, the last time at or after the deadline.
+    - Raises :class:`WaitTimeout` (an ``AssertionError``) ``"<describe>: not so after <timeout> s;
+      last seen: <show(value)>"``, followed by ``context()`` when given (e.g. a log's tail).
+    """
+    deadline = time.monotonic() + timeout
+    last = "nothing (the probe never returned)"
+    while True:
+        try:
+            value = probe()
+        except retry_on as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if done(value):
+                return value
+            last = show(value)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    message = f"{describe}: not so after {timeout:g} s; last seen: {_shown(last)}"
+    if context is not None:
+        message += f"\n{context()}"
+    raise WaitTimeout(message)

@@ -18,14 +18,15 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
+
+from helpers import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -411,17 +412,21 @@ class PrefectServer:
                 stdin=subprocess.DEVNULL,
                 cwd=self.home,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"prefect server exited {self.proc.returncode}:\n{tail(self.log)}"
-                )
-            with contextlib.suppress(OSError, ValueError):
-                if api_get(self.api_url, "/health") is True:
-                    return
-            time.sleep(0.5)
-        raise RuntimeError(f"prefect server not healthy after {timeout} s:\n{tail(self.log)}")
+        proc = self.proc
+
+        def health() -> Any:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited {proc.returncode}:\n{tail(self.log)}")
+            return api_get(self.api_url, "/health")
+
+        wait_until(
+            health,
+            lambda answer: answer is True,
+            timeout=timeout,
+            describe=f"prefect server at {self.api_url} healthy",
+            retry_on=(OSError, ValueError),
+            context=lambda: tail(self.log),
+        )
 
     def stop(self) -> None:
         kill_tree(self.proc)
@@ -458,6 +463,9 @@ def task_runs(api_url: str, flow_run_id: str) -> list[dict[str, Any]]:
 
 
 def artifacts(api_url: str, flow_run_id: str) -> list[dict[str, Any]]:
+    """The run's artifacts. No waiting needed: a flow creates each one with a direct POST
+    (prefect/artifacts.py, ``create_artifact``) before its final state is set, unlike logs
+    and task run states, which are shipped in the background (:func:`wait_for_run_logs`)."""
     return api_post(
         api_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
     )
@@ -481,24 +489,74 @@ def run_logs(api_url: str, flow_run_id: str) -> list[dict[str, Any]]:
             return logs
 
 
+def state_text(run: dict[str, Any]) -> str:
+    """A flow run's state as ``TYPE message (run_count N)``, for failure messages."""
+    state = run.get("state") or {}
+    return f"{state.get('type')} {state.get('message')} (run_count {run.get('run_count')})"
+
+
 def wait_for_state(
-    api_url: str, flow_run_id: str, types: set[str], timeout: float, on_tick: Any = None
+    api_url: str,
+    flow_run_id: str,
+    types: set[str],
+    timeout: float,
+    on_tick: Callable[[], None] | None = None,
+    min_run_count: int = 1,
 ) -> dict[str, Any]:
-    """Poll the flow run until its state type is in ``types``; returns the flow run."""
-    deadline = time.monotonic() + timeout
-    last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, urllib.error.URLError):
-            last = flow_run(api_url, flow_run_id)
-            if last.get("state") and last["state"]["type"] in types:
-                return last
+    """Poll the flow run until its state type is in ``types`` (in its ``min_run_count``-th run
+    or later); returns the flow run. ``on_tick`` is called before each poll and may raise to
+    stop waiting (e.g. the worker died). Raises :class:`helpers.WaitTimeout`."""
+
+    def probe() -> dict[str, Any]:
         if on_tick is not None:
             on_tick()
-        time.sleep(1)
-    state = last.get("state") or {}
-    raise AssertionError(
-        f"flow run {flow_run_id} not in {sorted(types)} after {timeout} s: "
-        f"{state.get('type')} {state.get('message')}"
+        return flow_run(api_url, flow_run_id)
+
+    return wait_until(
+        probe,
+        lambda run: (
+            (run.get("state") or {}).get("type") in types and run["run_count"] >= min_run_count
+        ),
+        timeout=timeout,
+        describe=f"flow run {flow_run_id} in {sorted(types)}, run_count >= {min_run_count}",
+        interval=1,
+        retry_on=(OSError,),  # urllib.error.URLError included: the server is busy
+        show=state_text,
+    )
+
+
+#: The flow engine's last log line of a flow run (prefect/flow_engine.py), logged after the
+#: run's final state was set: once it is in the API, so is every earlier line of that run.
+FINAL_FLOW_LOG = "Finished in state "
+
+
+def wait_for_run_logs(
+    api_url: str, flow_run_id: str, expected: Sequence[str] = (), timeout: float = 120
+) -> list[dict[str, Any]]:
+    """Every log of a flow run that ran once, read when all of it has reached the API.
+
+    Prefect ships a run's logs in batches from a background thread, so the last ones can
+    arrive after the run's final state (issue 12). Waits until the run's own (not a task's)
+    ``Finished in state ...`` line and a line containing each ``expected`` text are there.
+    Returns the log dicts, oldest first. Raises :class:`helpers.WaitTimeout`.
+    """
+
+    def complete(logs: list[dict[str, Any]]) -> bool:
+        messages = [log["message"] for log in logs]
+        final = any(
+            log["task_run_id"] is None and log["message"].startswith(FINAL_FLOW_LOG) for log in logs
+        )
+        return final and all(any(text in m for m in messages) for text in expected)
+
+    return wait_until(
+        lambda: run_logs(api_url, flow_run_id),
+        complete,
+        timeout=timeout,
+        describe=f"the logs of flow run {flow_run_id} up to its {FINAL_FLOW_LOG!r} line, "
+        f"with {list(expected)}",
+        interval=1,
+        retry_on=(OSError,),
+        show=lambda logs: "\n".join(log["message"] for log in logs[-30:]),
     )
 
 

@@ -28,12 +28,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 INSTALL_HINT = "run `bash scripts/install-services.sh` (or `scripts/install.sh --dev`) first"
@@ -91,6 +91,37 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def _wait_for_server(
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    name: str,
+    answers: Callable[[], bool],
+    *,
+    timeout: float,
+    interval: float,
+) -> None:
+    """Wait until ``answers()`` returns true (any exception means "not yet"). If the server
+    exits, or does not answer within ``timeout`` seconds (then it is stopped), fail the test
+    with the tail of its ``log``."""
+
+    def probe() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
+        return answers()
+
+    try:
+        wait_until(
+            probe,
+            timeout=timeout,
+            describe=f"{name} answering",
+            interval=interval,
+            retry_on=(Exception,),
+        )
+    except WaitTimeout as exc:
+        _stop(proc)
+        pytest.fail(f"{exc}\n{_tail(log)}", pytrace=False)
 
 
 def _find(executable: str, *preferred_dirs: str) -> str | None:
@@ -154,20 +185,17 @@ def start_moto_server(log_dir: Path) -> MotoServer:
         process=proc,
         log=log,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"moto_server exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
-        if _port_open(port):
-            try:
-                server.client().list_buckets()
-                return server
-            except Exception:
-                pass
-        if time.monotonic() > deadline:
-            _stop(proc)
-            pytest.fail(f"moto_server did not answer within 60 s:\n{_tail(log)}", pytrace=False)
-        time.sleep(0.2)
+
+    # boto3 only once the port is open: its own connection retries would take longer.
+    _wait_for_server(
+        proc,
+        log,
+        f"moto_server at {endpoint}",
+        lambda: _port_open(port) and server.client().list_buckets() is not None,
+        timeout=60,
+        interval=0.2,
+    )
+    return server
 
 
 @pytest.fixture(scope="session")
@@ -336,19 +364,13 @@ def start_mariadb(base: Path) -> MariaDB:
         app_password=secrets.token_urlsafe(18),
         _databases=itertools.count(1),
     )
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"mariadbd exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
-        try:
-            with server.root_connect() as conn, conn.cursor() as cur:
-                cur.execute("SELECT 1")
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                _stop(proc)
-                pytest.fail(f"mariadbd did not answer within 120 s:\n{_tail(log)}", pytrace=False)
-            time.sleep(0.3)
+
+    def select_1() -> bool:
+        with server.root_connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        return True
+
+    _wait_for_server(proc, log, f"mariadbd on {sock}", select_1, timeout=120, interval=0.3)
     with server.root_connect() as conn, conn.cursor() as cur:
         cur.execute(
             "CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (server.app_user, server.app_password)
@@ -508,19 +530,23 @@ def start_spark_cluster(base: Path, timeout: float = 180) -> SparkCluster:
         _stop(master)
         pytest.fail(f"Spark standalone cluster: {why}\n{cluster.logs()}", pytrace=False)
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def alive_workers() -> int:
         for name, proc in (("master", master), ("worker", worker)):
             if proc.poll() is not None:
                 give_up(f"the {name} exited with {proc.returncode}")
-        try:
-            if cluster.state().get("aliveworkers", 0) >= 1:
-                return cluster
-        except (OSError, ValueError):
-            pass  # web UI not up yet
-        if time.monotonic() > deadline:
-            give_up(f"no worker registered with {master_url} within {timeout:.0f} s")
-        time.sleep(0.5)
+        return cluster.state().get("aliveworkers", 0)
+
+    try:
+        wait_until(
+            alive_workers,
+            lambda count: count >= 1,
+            timeout=timeout,
+            describe=f"a worker registered with {master_url}",
+            retry_on=(OSError, ValueError),  # web UI not up yet
+        )
+    except WaitTimeout as exc:
+        give_up(str(exc))
+    return cluster
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from helpers import wait_until
 from ops_helpers import (
     PREFECT,
     REPO,
@@ -38,14 +38,13 @@ from ops_helpers import (
     assert_outputs_equal_clean_run,
     expected_months,
     expected_tables,
-    flow_run,
     kill_tree,
     prefect_env,
     prepare_workspace,
-    run_logs,
     tail,
     task_runs,
     utc,
+    wait_for_run_logs,
     wait_for_state,
 )
 
@@ -158,20 +157,21 @@ def _deployment(stack: Stack, name: str) -> dict:
     return api_get(stack.server.api_url, f"/deployments/name/{FLOW_NAME}/{name}")
 
 
-def _completed(stack: Stack) -> dict:
-    def worker_alive() -> None:
-        if stack.worker.poll() is not None:
-            raise AssertionError(
-                f"worker exited ({stack.worker.returncode}):\n{tail(stack.worker_log)}"
-            )
+def _check_worker_alive(stack: Stack) -> None:
+    if stack.worker.poll() is not None:
+        raise AssertionError(
+            f"worker exited ({stack.worker.returncode}):\n{tail(stack.worker_log)}"
+        )
 
+
+def _completed(stack: Stack) -> dict:
     try:
         return wait_for_state(
             stack.server.api_url,
             stack.flow_run_id,
             {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"},
             RUN_TIMEOUT,
-            on_tick=worker_alive,
+            on_tick=lambda: _check_worker_alive(stack),
         )
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nworker log:\n{tail(stack.worker_log)}") from None
@@ -220,10 +220,10 @@ def test_schedules_are_registered_with_cron_and_timezone(stack: Stack) -> None:
         assert schedule["active"] is True
         assert schedule["schedule"]["cron"] == expected["cron"]
         assert schedule["schedule"]["timezone"] == expected["timezone"]
-        # The scheduler made the next nightly runs, at that local time.
-        deadline = time.monotonic() + 120
-        while True:
-            runs = api_post(
+        # The scheduler made the next nightly runs, at that local time (its loop runs every
+        # few seconds after the deployment was created).
+        runs = wait_until(
+            lambda deployment=deployment: api_post(
                 stack.server.api_url,
                 "/flow_runs/filter",
                 {
@@ -233,11 +233,13 @@ def test_schedules_are_registered_with_cron_and_timezone(stack: Stack) -> None:
                     },
                     "sort": "EXPECTED_START_TIME_ASC",
                 },
-            )
-            auto = [r for r in runs if r["auto_scheduled"]]
-            if auto or time.monotonic() > deadline:
-                break
-            time.sleep(2)
+            ),
+            lambda runs: any(r["auto_scheduled"] for r in runs),
+            timeout=120,
+            describe=f"auto-scheduled runs of {name}",
+            interval=2,
+        )
+        auto = [r for r in runs if r["auto_scheduled"]]
         assert auto, f"no scheduled runs for {name}"
         for run in auto:
             local = utc(run["expected_start_time"]).astimezone(zone)
@@ -295,10 +297,21 @@ def test_deployment_run_completes_with_expected_outputs(stack: Stack) -> None:
     assert run["deployment_id"] == _deployment(stack, PROCESS_DEPLOYMENT)["id"]
     assert run["parameters"]["spark_master"] == "local[1]"
     assert_outputs_equal_clean_run(stack.workspace)
-    names = {
-        t["name"].rsplit("-", 1)[0] for t in task_runs(stack.server.api_url, stack.flow_run_id)
-    }
-    assert {"validate-files", "build-marts", "load-reporting-tables", "finish-run"} <= names
+    expected_tasks = {"validate-files", "build-marts", "load-reporting-tables", "finish-run"}
+
+    def task_names(runs: list[dict]) -> set[str]:
+        return {t["name"].rsplit("-", 1)[0] for t in runs}
+
+    # Task runs reach the API as events, possibly after the flow run's final state.
+    runs = wait_until(
+        lambda: task_runs(stack.server.api_url, stack.flow_run_id),
+        lambda runs: expected_tasks <= task_names(runs),
+        timeout=120,
+        describe=f"task runs {sorted(expected_tasks)} of flow run {stack.flow_run_id}",
+        show=lambda runs: repr(sorted(task_names(runs))),
+    )
+    names = task_names(runs)
+    assert expected_tasks <= names
 
 
 def test_run_publishes_its_report_as_artifacts(stack: Stack) -> None:
@@ -348,8 +361,11 @@ def test_run_publishes_its_report_as_artifacts(stack: Stack) -> None:
 
 def test_run_log_has_the_flow_logs_and_no_spark_noise(stack: Stack) -> None:
     _completed(stack)
-    messages = [log["message"] for log in run_logs(stack.server.api_url, stack.flow_run_id)]
-    assert any("9 rows read, 7 loaded, 2 quarantined" in m for m in messages), messages
+    summary_line = "9 rows read, 7 loaded, 2 quarantined"
+    # The last log batches can reach the API after the run completed: wait for the whole log.
+    logs = wait_for_run_logs(stack.server.api_url, stack.flow_run_id, expected=[summary_line])
+    messages = [log["message"] for log in logs]
+    assert any(summary_line in m for m in messages), messages
     noisy = [m for m in messages if SPARK_NOISE.search(m)]
     assert not noisy, noisy
 
@@ -386,13 +402,23 @@ def _chromium(user_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_ui_shows_the_run_completed(stack: Stack, tmp_path: Path) -> None:
     run = _completed(stack)
     url = f"{stack.server.url}/runs/flow-run/{stack.flow_run_id}"
-    text = ""
-    for _attempt in range(3):  # the single-page app may need a second render on a busy machine
+
+    def page_text() -> str:
         dom = _chromium(tmp_path / "profile-dom", "--dump-dom", url)
-        text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom.stdout)))
-        if run["name"] in text and "Completed" in text:
-            break
-        time.sleep(3)
+        return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom.stdout)))
+
+    # The single-page app may need another render on a busy machine.
+    text = wait_until(
+        page_text,
+        lambda text: (
+            "Can't connect to Server API" not in text
+            and all(part in text for part in (run["name"], "Completed", "Retry"))
+        ),
+        timeout=240,
+        describe=f"the UI page of flow run {run['name']} showing Completed and Retry",
+        interval=3,
+        show=lambda text: text[:2000],
+    )
     assert "Can't connect to Server API" not in text
     assert run["name"] in text, text[:2000]
     assert "Completed" in text, text[:2000]
@@ -412,13 +438,14 @@ def test_retry_of_the_deployment_run_runs_again_without_duplicates(stack: Stack)
     assert first["state"]["type"] == "COMPLETED"
     out = cli(stack.env, "flow-run", "retry", stack.flow_run_id)
     assert "scheduled for retry" in out
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while True:
-        run = flow_run(stack.server.api_url, stack.flow_run_id)
-        if run["run_count"] >= 2 and run["state"]["type"] in {"COMPLETED", "FAILED", "CRASHED"}:
-            break
-        assert time.monotonic() < deadline, f"retry did not finish: {run['state']}"
-        time.sleep(2)
+    run = wait_for_state(
+        stack.server.api_url,
+        stack.flow_run_id,
+        {"COMPLETED", "FAILED", "CRASHED"},
+        RUN_TIMEOUT,
+        on_tick=lambda: _check_worker_alive(stack),
+        min_run_count=2,
+    )
     assert run["state"]["type"] == "COMPLETED", f"{run['state']}\n{tail(stack.worker_log)}"
     assert run["id"] == first["id"]
     # Nothing was waiting any more: the retry found nothing to do and changed nothing.

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 from ops_helpers import (
     PREFECT,
     REPO,
@@ -100,30 +101,46 @@ def _workspace(tmp_path: Path, api_url: str) -> tuple[Workspace, dict[str, str]]
     return ws, {**env, **ws.env()}
 
 
+def _check_running(proc: subprocess.Popen[str]) -> None:
+    assert proc.poll() is None, f"the run ended early:\n{proc.communicate()[1][-3000:]}"
+
+
 def _journal_flow_run_id(ws: Workspace, proc: subprocess.Popen[str]) -> str:
     """The Prefect flow run id the run recorded in its journal (etl_runs), once it opened."""
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the run ended early:\n{proc.communicate()[1][-3000:]}"
-        rows = sql_rows(ws.root / "db-real" / ws.db.name, "SELECT flow_run_id FROM etl_runs")
-        if rows and rows[0][0]:
-            return rows[0][0]
-        time.sleep(0.5)
-    raise AssertionError("the run never opened a batch")
+
+    def recorded() -> list[tuple]:
+        _check_running(proc)
+        return sql_rows(ws.root / "db-real" / ws.db.name, "SELECT flow_run_id FROM etl_runs")
+
+    rows = wait_until(
+        recorded,
+        lambda rows: bool(rows and rows[0][0]),
+        timeout=RUN_TIMEOUT,
+        describe="the run's batch (a flow_run_id in etl_runs)",
+    )
+    return rows[0][0]
 
 
 def _wait_for_spark_stage(api_url: str, flow_run_id: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the run ended early:\n{proc.communicate()[1][-3000:]}"
-        for run in task_runs(api_url, flow_run_id):
-            if run["name"].startswith("build-marts") and run["state_type"] in {
-                "RUNNING",
-                "COMPLETED",
-            }:
-                return
-        time.sleep(0.25)
-    raise AssertionError("the Spark stage never started")
+    def probe() -> list[dict]:
+        _check_running(proc)
+        return task_runs(api_url, flow_run_id)
+
+    wait_until(
+        probe,
+        lambda runs: any(
+            run["name"].startswith("build-marts") and run["state_type"] in {"RUNNING", "COMPLETED"}
+            for run in runs
+        ),
+        timeout=RUN_TIMEOUT,
+        describe="the Spark stage (task run build-marts RUNNING or COMPLETED)",
+        interval=0.25,
+        show=_task_states,
+    )
+
+
+def _task_states(runs: list[dict]) -> str:
+    return repr([(t["name"], t["state_type"], t["run_count"]) for t in runs])
 
 
 def _retried(api_url: str, flow_run_id: str) -> list[dict]:
@@ -155,12 +172,18 @@ def test_short_db_outage_is_retried_and_the_run_completes(tmp_path: Path, api_ur
         flow_run_id = _journal_flow_run_id(ws, proc)
         _wait_for_spark_stage(api_url, flow_run_id, proc)
         outage.start()
+
         # Over as soon as the API shows an attempt failed: shorter than the retry budget.
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while not _retried(api_url, flow_run_id):
+        def retried() -> list[dict]:
             assert proc.poll() is None, f"run ended during the outage:\n{proc.communicate()[1]}"
-            assert time.monotonic() < deadline, "no task failed during the outage"
-            time.sleep(0.2)
+            return _retried(api_url, flow_run_id)
+
+        wait_until(
+            retried,
+            timeout=RUN_TIMEOUT,
+            describe="a task run that failed an attempt during the outage",
+            interval=0.2,
+        )
         outage.stop()
         _out, err = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
@@ -170,9 +193,20 @@ def test_short_db_outage_is_retried_and_the_run_completes(tmp_path: Path, api_ur
     assert proc.returncode == 0, err[-3000:]
     run = flow_run(api_url, flow_run_id)
     assert run["state"]["type"] == "COMPLETED"
-    retried = [t for t in task_runs(api_url, flow_run_id) if t["run_count"] > 1]
+    # Task run states reach the API as events, possibly after the flow run's final state.
+    runs = wait_until(
+        lambda: task_runs(api_url, flow_run_id),
+        lambda runs: (
+            any(t["run_count"] > 1 for t in runs)
+            and all(t["state_type"] == "COMPLETED" for t in runs)
+        ),
+        timeout=120,
+        describe="a retried task run and every task run COMPLETED",
+        show=_task_states,
+    )
+    retried = [t for t in runs if t["run_count"] > 1]
     assert retried, "the API shows no retried task run"
-    assert all(t["state_type"] == "COMPLETED" for t in task_runs(api_url, flow_run_id))
+    assert all(t["state_type"] == "COMPLETED" for t in runs)
     assert outage.seconds > 0
     assert_outputs_equal_clean_run(ws)
     assert sql_rows(ws.db, "SELECT status FROM etl_runs") == [("COMPLETED",)]
@@ -201,7 +235,14 @@ def test_long_db_outage_fails_cleanly_and_a_retry_of_that_flow_run_succeeds(
     run = flow_run(api_url, flow_run_id)
     assert run["state"]["type"] == "FAILED"
     assert "unable to open database file" in run["state"]["message"]
-    exhausted = [t for t in task_runs(api_url, flow_run_id) if t["state_type"] == "FAILED"]
+    runs = wait_until(  # task run states arrive as events, possibly after the flow's state
+        lambda: task_runs(api_url, flow_run_id),
+        lambda runs: [t["run_count"] for t in runs if t["state_type"] == "FAILED"] == [4],
+        timeout=120,
+        describe="one FAILED task run with run_count 4",
+        show=_task_states,
+    )
+    exhausted = [t for t in runs if t["state_type"] == "FAILED"]
     assert [t["run_count"] for t in exhausted] == [4], exhausted  # 1 attempt + 3 retries
     # Files stay in to_process/ (the rejected one was routed before the outage).
     inbox = sorted(p.name for p in (ws.landing / "to_process").iterdir())

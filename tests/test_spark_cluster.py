@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +39,7 @@ from crash_helpers import (
     run_cli,
     workspace_state,
 )
-from helpers import load_dimension_folder, read_table
+from helpers import load_dimension_folder, read_table, wait_until
 from services import SparkCluster
 
 from sales_etl.generate import generate_dataset
@@ -171,16 +170,22 @@ def test_cluster_run_equals_local_run(
 
     # --- the cluster really ran the work -------------------------------------------------------
     app_id, cluster_tasks = _task_executors(tmp_path / "events-cluster")
-    deadline = time.monotonic() + 30  # the master marks the app finished once the driver left
-    while True:
-        state = spark_cluster.state()
-        finished = [a for a in state["completedapps"] if a["id"] not in before]
-        if finished or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert [(a["id"], a["name"], a["state"]) for a in finished] == [
-        (app_id, "sales-etl", "FINISHED")
-    ], f"master state: {state}\n{spark_cluster.logs()}"
+
+    def finished_apps() -> list[tuple[str, str, str]]:
+        apps = spark_cluster.state()["completedapps"]
+        return [(a["id"], a["name"], a["state"]) for a in apps if a["id"] not in before]
+
+    # The master marks the application finished some time after its driver has left.
+    finished = wait_until(
+        finished_apps,
+        lambda apps: apps == [(app_id, "sales-etl", "FINISHED")],
+        timeout=60,
+        describe=f"application {app_id} (sales-etl) FINISHED on the master",
+        context=spark_cluster.logs,
+    )
+    assert finished == [(app_id, "sales-etl", "FINISHED")], (
+        f"master state: {spark_cluster.state()}\n{spark_cluster.logs()}"
+    )
     executor_dirs = sorted(p.name for p in (spark_cluster.work_dir / app_id).iterdir())
     assert executor_dirs, f"no executor ran for {app_id} on the worker"
     assert cluster_tasks, "the cluster run's event log has no finished task"
