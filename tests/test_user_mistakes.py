@@ -388,3 +388,18 @@ def test_flow_run_with_a_bad_setting_fails_with_a_report(
     assert "SALES_ETL_INCENTIVE_RATE = '1%'" in (run.state.message or ""), run.state.message
     assert "SALES_ETL_INCENTIVE_RATE" in report and "settings could not be read" in report
     assert_nothing_moved(before, ws)
+
+
+def test_a_config_error_is_never_retried_even_around_a_connection_error() -> None:
+    from sales_etl.errors import ConfigError
+    from sales_etl.tasks.retry import is_transient
+
+    refused_connection = ConnectionRefusedError(111, "Connection refused")
+    assert is_transient(refused_connection)  # an outage alone is retried...
+    try:
+        try:
+            raise refused_connection
+        except ConnectionRefusedError as exc:
+            raise ConfigError("SALES_ETL_DATABASE_URL / --database-url: cannot connect") from exc
+    except ConfigError as wrapped:
+        assert not is_transient(wrapped)  # ...but not once judged a configuration error
