@@ -131,6 +131,15 @@ def _check_s3_prefix(name: str, url: str, *, list_prefix: bool) -> None:
         ) from exc
 
 
+def _local_folder(ctx: PreflightContext, name: str, *, list_prefix: bool) -> Path | None:
+    """The absolute folder of storage setting ``name``; None for S3 (its bucket checked here)."""
+    url: str = getattr(ctx.settings, name)
+    if _is_s3(url):
+        _check_s3_prefix(name, url, list_prefix=list_prefix)
+        return None
+    return _local_path(url)
+
+
 def _load_hint(settings: Settings, *, create: str | None = None) -> str:
     """How to fill the dimension tables (after ``create``-ing what is missing, if given)."""
     from sales_etl.db.engine import database_location, parse_database_url
@@ -175,11 +184,9 @@ def check_settings(ctx: PreflightContext) -> None:
 
 def check_landing(ctx: PreflightContext) -> None:
     """The landing root exists and can be read and written (files are moved inside it)."""
-    url = ctx.settings.landing
-    if _is_s3(url):
-        _check_s3_prefix("landing", url, list_prefix=True)
+    path = _local_folder(ctx, "landing", list_prefix=True)
+    if path is None:
         return
-    path = _local_path(url)
     label = setting_label("landing")
     hint = (
         "point it at the landing zone (the folder holding to_process/), or create it: "
@@ -260,11 +267,9 @@ def check_dimension_tables(ctx: PreflightContext) -> None:
 def check_marts(ctx: PreflightContext) -> None:
     """The marts root can be written: a local folder exists (or is created inside an existing
     parent) and is writable; an S3 bucket answers."""
-    url = ctx.settings.marts
-    if _is_s3(url):
-        _check_s3_prefix("marts", url, list_prefix=False)
+    path = _local_folder(ctx, "marts", list_prefix=False)
+    if path is None:
         return
-    path = _local_path(url)
     label = setting_label("marts")
     if not path.exists():
         if not path.parent.is_dir():

@@ -339,9 +339,11 @@ def _summary_artifact(flow_run_id: Any, timeout: float = 30) -> str:
             time.sleep(0.5)
 
 
-def _failed_flow_run(ws: Workspace, **params: Any) -> tuple[Any, str]:
-    """Run the flow in-process; returns (flow run as the API has it, its summary artifact)."""
+def _failed_flow_run(ws: Workspace, **params: Any) -> tuple[Any, str, list[Any]]:
+    """Run the flow in-process; returns the flow run and its task runs as the API has them,
+    and its summary artifact."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from sales_etl.flows.sales_flow import sales_etl_flow
 
@@ -356,10 +358,10 @@ def _failed_flow_run(ws: Workspace, **params: Any) -> tuple[Any, str]:
     flow_run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run_id)
-        task_runs = client.read_task_runs()
-    mine = [t for t in task_runs if t.flow_run_id == flow_run_id]
-    assert all(t.run_count <= 1 for t in mine)  # a ConfigError is never retried
-    return run, _summary_artifact(flow_run_id)
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return run, _summary_artifact(flow_run_id), task_runs
 
 
 def test_flow_run_with_an_empty_dimension_table_fails_with_a_report(
@@ -369,7 +371,12 @@ def test_flow_run_with_an_empty_dimension_table_fails_with_a_report(
         conn.execute("DELETE FROM store")
     conn.close()
     before = snapshot(ws)
-    run, report = _failed_flow_run(ws)
+    run, report, task_runs = _failed_flow_run(ws)
+    # The preflight task failed once and was not retried (a ConfigError is not an outage);
+    # no other task ran.
+    assert [(t.name.rsplit("-", 1)[0], t.state_type.value, t.run_count) for t in task_runs] == [
+        ("preflight", "FAILED", 1)
+    ]
     assert run.state is not None and run.state.type.value == "FAILED"
     assert re.search(r"dimension table\(s\) store empty in sqlite:///" + re.escape(str(ws.db)),
                      run.state.message or ""), run.state.message  # fmt: skip
@@ -383,7 +390,8 @@ def test_flow_run_with_a_bad_setting_fails_with_a_report(
 ):
     monkeypatch.setenv("SALES_ETL_INCENTIVE_RATE", "1%")
     before = snapshot(ws)
-    run, report = _failed_flow_run(ws)
+    run, report, task_runs = _failed_flow_run(ws)
+    assert task_runs == []  # refused before its first task
     assert run.state is not None and run.state.type.value == "FAILED"
     assert "SALES_ETL_INCENTIVE_RATE = '1%'" in (run.state.message or ""), run.state.message
     assert "SALES_ETL_INCENTIVE_RATE" in report and "settings could not be read" in report
