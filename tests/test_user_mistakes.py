@@ -15,12 +15,14 @@ run's summary artifact exists. Preflight failures never start Spark, so the modu
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sqlite3
 import subprocess
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -289,8 +291,6 @@ def test_every_option_says_what_it_does_and_its_default() -> None:
 
 
 def test_run_on_a_missing_bucket(ws: Workspace, env: dict[str, str], moto_server, s3_bucket):
-    import os
-
     aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}  # moto's endpoint
     before = snapshot(ws)
     err = refused(
@@ -411,3 +411,51 @@ def test_a_config_error_is_never_retried_even_around_a_connection_error() -> Non
             raise ConfigError("SALES_ETL_DATABASE_URL / --database-url: cannot connect") from exc
     except ConfigError as wrapped:
         assert not is_transient(wrapped)  # ...but not once judged a configuration error
+
+
+@pytest.fixture
+def restored_environ() -> Iterator[None]:
+    """``sales-etl run`` in-process exports every setting as SALES_ETL_*: undo that after."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_run_json_says_the_batch_was_rolled_back_when_a_run_fails_after_opening_it(
+    ws: Workspace,
+    prefect_api,
+    restored_environ: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    """A failure after the batch opened (injected into the reject moves, before Spark): exit 1,
+    the JSON object says the batch was rolled back, and the files are all still waiting."""
+    import importlib.metadata
+
+    from sales_etl import cli, spark
+    from sales_etl.flows import sales_flow
+
+    def broken_route(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError(5, "Input/output error (injected)")
+
+    third_party = sorted({ep.name for ep in importlib.metadata.entry_points(group="sales_etl")})
+    monkeypatch.setenv("SALES_ETL_DISABLE_PLUGINS", ",".join(third_party))
+    monkeypatch.setenv("SALES_ETL_TASK_RETRIES", "0")
+    monkeypatch.setattr(sales_flow, "route_rejected_files", broken_route)
+    # No JVM for a run that fails before its Spark stage.
+    monkeypatch.setattr(spark, "start_spark_in_background", lambda *_: None)
+    monkeypatch.setattr(sales_flow, "start_spark_in_background", lambda *_: None)
+    for name, value in ws.env().items():
+        monkeypatch.setenv(name, value)
+    waiting = tree_snapshot(ws.landing / "to_process")
+
+    assert cli.main(["run", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "failed" and report["exit_code"] == 1
+    assert "injected" in report["error"] and report["hint"] is None
+    assert re.fullmatch(r"\d{8}_\d{6}", report["batch_id"])
+    assert report["rolled_back"] is True
+    assert tree_snapshot(ws.landing / "to_process") == waiting
+    statuses = sql_rows(ws.db, "SELECT status FROM etl_runs")
+    assert statuses == [("FAILED",)]
