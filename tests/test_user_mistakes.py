@@ -29,7 +29,15 @@ from typing import Any
 import pytest
 from crash_helpers import base_env
 from helpers import files_under, tree_snapshot
-from ops_helpers import REPO, SALES_ETL, Workspace, free_port, prepare_workspace, sql_rows
+from ops_helpers import (
+    REPO,
+    SALES_ETL,
+    Workspace,
+    dimension_csvs,
+    free_port,
+    prepare_workspace,
+    sql_rows,
+)
 
 PASSWORD = "Pa55-w0rd-never-shown"
 TABLES = (
@@ -242,6 +250,29 @@ def test_load_dimensions_from_a_missing_folder(ws: Workspace, env: dict[str, str
     before = snapshot(ws)
     err = refused(cli(["load-dimensions", "no-such-dims"], env, cwd=tmp_path), "load-dimensions")
     assert str(tmp_path / "no-such-dims") in err
+    assert_nothing_moved(before, ws)
+
+
+@pytest.mark.parametrize("mistake", ["bad value", "file missing"])
+def test_load_dimensions_with_a_bad_file(
+    ws: Workspace, env: dict[str, str], tmp_path: Path, mistake: str
+):
+    """The loader's located message (file, line, column) in one line, not in a traceback."""
+    dims = tmp_path / "dims"
+    dims.mkdir()
+    for name, text in dimension_csvs().items():  # the data already loaded, byte for byte...
+        (dims / name).write_text(text)
+    if mistake == "bad value":  # ...but for one impossible date on product.csv's line 2
+        product = (dims / "product.csv").read_text().replace("2023-01-01", "2023-02-30", 1)
+        (dims / "product.csv").write_text(product)
+        named = ["product.csv", "line 2", "created_date", "2023-02-30"]
+    else:
+        (dims / "store.csv").unlink()
+        named = ["store.csv", str(dims)]
+    before = snapshot(ws)
+    err = refused(cli(["load-dimensions", str(dims)], env), "load-dimensions")
+    first = err.splitlines()[0]
+    assert all(word in first for word in named), first
     assert_nothing_moved(before, ws)
 
 
