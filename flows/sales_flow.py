@@ -54,6 +54,12 @@ def sales_etl_flow(
 
     Parameters left empty fall back to ``SALES_ETL_*`` settings. Pass credentials through the
     environment or Prefect blocks, not parameters: parameters are visible in the UI.
+
+    Raises:
+        ConfigError: a setting is invalid or the ``preflight`` task found something to fix
+            (nothing moved; the failure report is still published). Any other exception after
+            the batch opened: the batch is rolled back unless its load committed; the exception
+            carries ``sales_etl_failure`` (batch id, rolled back or not) for the CLI.
     """
     logger = get_run_logger()
     run_id = uuid.uuid4().hex
