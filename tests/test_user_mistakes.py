@@ -490,3 +490,26 @@ def test_run_json_says_the_batch_was_rolled_back_when_a_run_fails_after_opening_
     assert tree_snapshot(ws.landing / "to_process") == waiting
     statuses = sql_rows(ws.db, "SELECT status FROM etl_runs")
     assert statuses == [("FAILED",)]
+
+
+def test_help_imports_neither_prefect_nor_spark() -> None:
+    """``--help`` stays instant: the heavy libraries are imported inside the commands only."""
+    probe = (
+        "import sys\n"
+        "from sales_etl.cli import main\n"
+        "try:\n"
+        "    main(['run', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in ('prefect', 'pyspark', 'pandas', 'pandera') if m in sys.modules)\n"
+        "print('heavy:', heavy)\n"
+    )
+    done = subprocess.run(
+        [str(Path(SALES_ETL).parent / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--landing PATH_OR_S3_URL" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "heavy: []"
