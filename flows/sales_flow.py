@@ -23,7 +23,9 @@ from sales_etl.spark import start_spark, start_spark_in_background, stop_spark
 from sales_etl.storage import open_store
 from sales_etl.summary import build_summary
 from sales_etl.tasks.files import (
+    apply_holds,
     archive_accepted_files,
+    hold_files,
     list_incoming_files,
     route_rejected_files,
     validate_incoming_files,
@@ -49,6 +51,7 @@ def sales_etl_flow(
     database_url: str | None = None,
     spark_master: str | None = None,
     incentive_scope: str | None = None,
+    max_bad_row_fraction: float | None = None,
 ) -> dict[str, Any]:
     """Process every file waiting in ``<landing>/to_process/`` once; returns the run summary.
 
@@ -72,6 +75,7 @@ def sales_etl_flow(
             database_url=database_url,
             spark_master=spark_master,
             incentive_scope=incentive_scope,
+            max_bad_row_fraction=max_bad_row_fraction,
         )
         with clock.stage("preflight"):  # before any file moves and before Spark starts
             preflight(settings)
@@ -124,6 +128,10 @@ def sales_etl_flow(
                     start_spark(settings)
                 with clock.stage("marts (spark)"):
                     stats = build_marts(settings, batch_id, accepted)
+                if stats["held"]:  # too many bad rows: out of the batch, whole
+                    with clock.stage("hold files"):
+                        hold_files(settings, run_id, batch_id, stats["held"])
+                    plans = apply_holds(plans, stats["held"])
                 with clock.stage("record rows, publish marts"):
                     record_file_rows(settings, run_id, stats["per_file"])
                     publish_marts(settings, batch_id)

@@ -203,6 +203,7 @@ def _settings_lines(settings: Settings | None) -> list[str]:
         f"| database | {_md(redact_url(settings.database_url))} |",
         f"| Spark master | {_md(settings.spark_master)} |",
         f"| incentive scope | {_md(settings.incentive_scope)} (rate {_md(settings.incentive_rate)}) |",
+        f"| max bad row fraction | {_md(f'{settings.max_bad_row_fraction:g}')} |",
     ]
 
 
@@ -230,7 +231,9 @@ def summary_markdown(summary: Mapping[str, Any], settings: Settings) -> str:
         f"| files | {summary['files_total']} seen: {accepted} accepted, "
         f"{summary['files_rejected']} rejected{rejected} |",
         f"| rows | {summary['rows_total']} read: {summary['rows_loaded']} loaded, "
-        f"{summary['rows_quarantined']} quarantined |",
+        f"{summary['rows_quarantined']} quarantined"
+        + (f"; {summary['rows_held']} in held files" if summary.get("rows_held") else "")
+        + " |",
         f"| months recomputed | {_md(', '.join(months)) if months else 'none'} |",
         "",
     ]
@@ -240,6 +243,20 @@ def summary_markdown(summary: Mapping[str, Any], settings: Settings) -> str:
         lines += [
             f"- {_md(f['file'])}: **{_md(f['outcome'])}** ({_md(f.get('reason'))})"
             for f in rejected_files
+        ]
+        lines.append("")
+    held = [f for f in summary.get("files", []) if "top_reasons" in f]
+    if held:
+        lines += [
+            "## Held files: too many bad rows (fix and send again)",
+            "",
+            "| file | rows | bad rows | top reasons |",
+            "|---|---:|---:|---|",
+        ]
+        lines += [
+            f"| {_md(f['file'])} | {f['rows_total']} | {f['rows_bad']} "
+            f"| {_md(_counts(f['top_reasons']))} |"
+            for f in held
         ]
         lines.append("")
     if summary.get("quarantine_reasons"):

@@ -42,6 +42,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         database_url=getattr(args, "database_url", None),
         spark_master=getattr(args, "spark_master", None),
         incentive_scope=getattr(args, "incentive_scope", None),
+        max_bad_row_fraction=getattr(args, "max_bad_row_fraction", None),
     )
 
 
@@ -70,6 +71,12 @@ def _add_common(parser: argparse.ArgumentParser, *, storage: bool = True) -> Non
             "--incentive-scope",
             choices=["company", "store"],
             help=_setting_help("incentive_scope"),
+        )
+        parser.add_argument(
+            "--max-bad-row-fraction",
+            type=_fraction,
+            metavar="FRACTION",
+            help=_setting_help("max_bad_row_fraction"),
         )
 
 
@@ -138,10 +145,11 @@ def cmd_init_db(args: argparse.Namespace) -> int:
     run_preflight(settings, DATABASE_CHECKS, sqlite_must_exist=False)
     engine = make_engine(settings.database_url)
     try:
-        tables = init_db(engine)
+        outcomes = init_db(engine)
     finally:
         engine.dispose()
-    print(f"tables ready: {', '.join(tables)}")
+    for table, outcome in outcomes.items():  # existing tables (e.g. the tutorial's) are kept
+        print(f"  {table}: {outcome}")
     return 0
 
 

@@ -13,6 +13,7 @@ CRASH_POINTS = (
     "after_validation",
     "after_reject_moves",
     "after_marts_written",
+    "after_files_held",
     "during_marts_publish",
     "after_marts_published",
     "after_db_load",

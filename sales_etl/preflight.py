@@ -264,6 +264,14 @@ def check_dimension_tables(ctx: PreflightContext) -> None:
         )
 
 
+def check_dimension_table_columns(ctx: PreflightContext) -> None:
+    """Every column a run reads is in the user's dimension tables (tutorial-made tables may lack
+    one): :func:`sales_etl.db.schema.check_dimension_columns`."""
+    from sales_etl.db.schema import check_dimension_columns
+
+    check_dimension_columns(ctx.connected_engine())
+
+
 def check_marts(ctx: PreflightContext) -> None:
     """The marts root can be written: a local folder exists (or is created inside an existing
     parent) and is writable; an S3 bucket answers."""
@@ -294,13 +302,12 @@ def check_marts(ctx: PreflightContext) -> None:
 
 
 #: Every check of a run, in order. Read-only checks first; check_marts may create a folder.
-#: (Merge seam: a column check of existing dimension tables slots in after
-#: check_dimension_tables, as ``lambda ctx: check_dimension_columns(ctx.connected_engine())``.)
 RUN_CHECKS: tuple[Check, ...] = (
     check_settings,
     check_landing,
     check_database,
     check_dimension_tables,
+    check_dimension_table_columns,
     check_marts,
 )
 

@@ -24,6 +24,7 @@ CLI_FLAGS = {
     "database_url": "--database-url",
     "spark_master": "--spark-master",
     "incentive_scope": "--incentive-scope",
+    "max_bad_row_fraction": "--max-bad-row-fraction",
     "plugins_dir": "--plugins-dir",
     "disable_plugins": "--disable-plugins",
 }

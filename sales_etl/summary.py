@@ -16,9 +16,15 @@ def build_summary(
     recovered: list[dict[str, Any]],
     stage_seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Everything an operator wants to know about one run, as JSON-ready data."""
+    """Everything an operator wants to know about one run, as JSON-ready data.
+
+    ``plans`` must already show held files as rejected (``tasks.files.apply_holds``); their row
+    counts come from ``stats["held"]``. ``rows_total`` = ``rows_loaded`` + ``rows_quarantined``
+    over the files that stayed in the batch; ``rows_held`` counts the rows of held files.
+    """
     stats = stats or {}
     per_file = stats.get("per_file", {})
+    held = stats.get("held", {})
     files = []
     for plan in plans:
         entry = {
@@ -29,6 +35,15 @@ def build_summary(
             "extra_columns": plan.get("extra_columns", []),
         }
         entry.update({f"rows_{k}": v for k, v in per_file.get(plan["key"], {}).items()})
+        if plan["key"] in held and "rows_total" in held[plan["key"]]:
+            hold = held[plan["key"]]  # read, judged, then held: none loaded or quarantined
+            entry.update(
+                rows_total=hold["rows_total"],
+                rows_loaded=0,
+                rows_quarantined=0,
+                rows_bad=hold["rows_bad"],
+                top_reasons=hold["top_reasons"],
+            )
         files.append(entry)
     outcomes = Counter(f["outcome"] for f in files)
     return {
@@ -43,6 +58,8 @@ def build_summary(
         "rows_loaded": stats.get("rows_loaded", 0),
         "rows_quarantined": stats.get("rows_quarantined", 0),
         "quarantine_reasons": stats.get("quarantine_reasons", {}),
+        # Rows of files held whole (too many bad rows): in no mart, not in rows_total.
+        "rows_held": sum(h.get("rows_total", 0) for h in held.values()),
         "months_recomputed": (reporting or {}).get("months", []),
         "top_performers": (reporting or {}).get("top_performers", []),
         "recovered_runs": recovered,
@@ -73,9 +90,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     for f in summary["files"]:
         if f["outcome"] != "accepted":
             lines.append(f"  - {f['file']}: {f['outcome']} ({f['reason']})")
+    held = f"; {summary['rows_held']} in held files" if summary.get("rows_held") else ""
     lines.append(
         f"Rows: {summary['rows_total']} read, {summary['rows_loaded']} loaded, "
-        f"{summary['rows_quarantined']} quarantined"
+        f"{summary['rows_quarantined']} quarantined{held}"
     )
     for reason, count in summary["quarantine_reasons"].items():
         lines.append(f"  - {reason}: {count}")

@@ -1,14 +1,20 @@
-"""Read the dimension tables from the database into Spark."""
+"""Read the dimension tables from the database into Spark.
+
+Only the columns in :data:`sales_etl.db.schema.DIMENSION_COLUMNS_READ` are selected, by name, so
+a user's tables made by the tutorial's DDL (INT AUTO_INCREMENT ids, CHAR(1) ``is_manager``,
+TEXT / TIMESTAMP columns, extra columns) read the same as the product's own: MySQL INT and
+BIGINT both arrive as Python ints (-> LongType), CHAR/VARCHAR/TEXT as str (-> StringType).
+"""
 
 from __future__ import annotations
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, select
 
 from sales_etl.db.engine import make_engine
-from sales_etl.db.schema import customer, sales_team, store
+from sales_etl.db.schema import DIMENSION_COLUMNS_READ, DIMENSION_TABLES, check_dimension_columns
 from sales_etl.spark import run_cache
 from sales_etl.tasks.transform import Dimensions
 
@@ -90,46 +96,23 @@ def run_dimensions(spark: SparkSession, database_url: str) -> Dimensions:
     if key not in cache:
         engine = make_engine(database_url)
         try:
+            # A user's table lacking a column is one ConfigError naming it, not a SQL error.
+            check_dimension_columns(engine)
             cache[key] = read_dimensions(spark, engine)
         finally:
             engine.dispose()
     return cache[key]  # type: ignore[return-value]
 
 
+def _columns_read(table_name: str) -> Select:
+    table = DIMENSION_TABLES[table_name]
+    return select(*[table.c[name] for name in DIMENSION_COLUMNS_READ[table_name]])
+
+
 def read_dimensions(spark: SparkSession, engine: Engine) -> Dimensions:
     """Customer, store and sales-team tables as Spark frames named for the joins."""
     return Dimensions(
-        customer=_frame(
-            spark,
-            engine,
-            select(
-                customer.c.customer_id,
-                customer.c.first_name,
-                customer.c.last_name,
-                customer.c.address,
-                customer.c.pincode,
-                customer.c.phone_number,
-            ),
-            _CUSTOMER_SCHEMA,
-        ),
-        store=_frame(
-            spark,
-            engine,
-            select(store.c.id, store.c.address, store.c.store_manager_name),
-            _STORE_SCHEMA,
-        ),
-        sales_team=_frame(
-            spark,
-            engine,
-            select(
-                sales_team.c.id,
-                sales_team.c.first_name,
-                sales_team.c.last_name,
-                sales_team.c.manager_id,
-                sales_team.c.is_manager,
-                sales_team.c.address,
-                sales_team.c.pincode,
-            ),
-            _SALES_TEAM_SCHEMA,
-        ),
+        customer=_frame(spark, engine, _columns_read("customer"), _CUSTOMER_SCHEMA),
+        store=_frame(spark, engine, _columns_read("store"), _STORE_SCHEMA),
+        sales_team=_frame(spark, engine, _columns_read("sales_team"), _SALES_TEAM_SCHEMA),
     )

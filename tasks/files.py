@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -16,7 +17,13 @@ from sales_etl.faults import crash_point
 from sales_etl.layout import TO_PROCESS, error_key, processed_key
 from sales_etl.settings import Settings
 from sales_etl.storage import ObjectInfo, ObjectStore, StorageError, open_store, safe_key
-from sales_etl.tasks.journal import StagedFile, completed_checksums, staged_files, start_run
+from sales_etl.tasks.journal import (
+    StagedFile,
+    completed_checksums,
+    hold_staged_files,
+    staged_files,
+    start_run,
+)
 from sales_etl.tasks.retry import retry_options
 from sales_etl.validators.manager import get_plugin_manager, validate_file
 from sales_etl.validators.model import DUPLICATE, UNKNOWN, IncomingFile
@@ -193,6 +200,57 @@ def route_rejected_files(settings: Settings, run_id: str) -> int:
         engine.dispose()
     crash_point("after_reject_moves")
     return moved
+
+
+@task(name="hold-files", cache_policy=NO_CACHE, **retry_options())
+def hold_files(
+    settings: Settings, run_id: str, batch_id: str, holds: dict[str, dict[str, Any]]
+) -> int:
+    """Take accepted files out of the batch after the Spark stage, whole; returns files moved.
+
+    ``holds``: file key -> ``category`` and ``reason`` (plus ``rows_total`` when known), e.g.
+    the :func:`sales_etl.tasks.marts.bad_row_hold` records. The caller must already have kept
+    the files' rows out of the marts. Their staging rows become REJECTED with the target
+    ``error_files/<category>/<batch>/`` (committed first), then the files move there, exactly
+    like a validator's rejection: a crash before the move leaves the run STARTED, and recovery
+    (:func:`sales_etl.tasks.recovery.abandon_run`) marks an unmoved file FAILED so the next run
+    judges it again, or finishes a move that had begun. A held file was never loaded, so a
+    resend of the same bytes is judged again, not refused as a duplicate.
+    """
+    targets = {
+        key: {**hold, "target": error_key(hold["category"], batch_id, key)}
+        for key, hold in holds.items()
+    }
+    engine = make_engine(settings.database_url)
+    try:
+        hold_staged_files(engine, run_id, targets)
+        crash_point("after_files_held")
+        rows = [r for r in staged_files(engine, run_id, REJECTED) if r.file_location in holds]
+        moved = move_staged(open_store(settings.landing), rows)
+    finally:
+        engine.dispose()
+    logger = get_run_logger()
+    for key, hold in holds.items():
+        logger.warning("held %s -> %s: %s", key, targets[key]["target"], hold["reason"])
+    return moved
+
+
+def apply_holds(
+    plans: Sequence[Mapping[str, Any]], holds: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The run's file plans (``FilePlan.as_dict``) with the held files turned into rejections."""
+    return [
+        {
+            **plan,
+            "accepted": False,
+            "category": holds[plan["key"]]["category"],
+            "reason": holds[plan["key"]]["reason"],
+            "plugin": None,
+        }
+        if plan["key"] in holds
+        else dict(plan)
+        for plan in plans
+    ]
 
 
 @task(name="archive-accepted-files", cache_policy=NO_CACHE, **retry_options())

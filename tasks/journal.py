@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -207,11 +207,13 @@ def staged_files(engine: Engine, run_id: str, status: str | None = None) -> list
         return list(conn.execute(query.order_by(staging_files.c.id)))
 
 
-def record_row_counts(engine: Engine, run_id: str, counts: dict[str, dict[str, int]]) -> None:
-    """Store rows total / loaded / quarantined on each ACTIVE staging row of the run."""
+def _update_active_rows(
+    engine: Engine, run_id: str, values_by_key: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Set ``values`` on the run's ACTIVE staging row of each file key, in one transaction."""
     now = utc_now()
     with engine.begin() as conn:
-        for key, c in counts.items():
+        for key, values in values_by_key.items():
             conn.execute(
                 update(staging_files)
                 .where(
@@ -219,13 +221,46 @@ def record_row_counts(engine: Engine, run_id: str, counts: dict[str, dict[str, i
                     staging_files.c.file_location == key,
                     staging_files.c.status == ACTIVE,
                 )
-                .values(
-                    rows_total=c["total"],
-                    rows_loaded=c["loaded"],
-                    rows_quarantined=c["quarantined"],
-                    updated_at=now,
-                )
+                .values(**values, updated_at=now)
             )
+
+
+def record_row_counts(engine: Engine, run_id: str, counts: dict[str, dict[str, int]]) -> None:
+    """Store rows total / loaded / quarantined on each ACTIVE staging row of the run."""
+    _update_active_rows(
+        engine,
+        run_id,
+        {
+            key: {
+                "rows_total": c["total"],
+                "rows_loaded": c["loaded"],
+                "rows_quarantined": c["quarantined"],
+            }
+            for key, c in counts.items()
+        },
+    )
+
+
+def hold_staged_files(engine: Engine, run_id: str, holds: Mapping[str, Mapping[str, Any]]) -> None:
+    """Take files out of a run after its Spark stage: ACTIVE -> REJECTED, in one transaction.
+
+    ``holds``: file key -> ``category``, ``reason``, ``target`` (where the file goes) and, when
+    known, ``rows_total`` (stored with 0 rows loaded and 0 quarantined: none of them were).
+    Rows already moved on (a retried task) are left alone.
+    """
+    values = {}
+    for key, hold in holds.items():
+        total = hold.get("rows_total")
+        values[key] = {
+            "status": REJECTED,
+            "category": hold["category"],
+            "reason": hold["reason"],
+            "target_location": hold["target"],
+            "rows_total": total,
+            "rows_loaded": None if total is None else 0,
+            "rows_quarantined": None if total is None else 0,
+        }
+    _update_active_rows(engine, run_id, values)
 
 
 def mark_loaded(conn: Connection, run_id: str, months: Sequence[str]) -> None:
@@ -299,6 +334,7 @@ __all__ = [
     "complete_run",
     "completed_checksums",
     "fail_run",
+    "hold_staged_files",
     "interrupted_runs",
     "mark_loaded",
     "new_batch_id",

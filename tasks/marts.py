@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from sales_etl.faults import crash_point
 from sales_etl.layout import (
@@ -48,6 +50,7 @@ from sales_etl.tasks.transform import (
     with_source_file,
 )
 from sales_etl.timing import StageClock
+from sales_etl.validators.model import TOO_MANY_BAD_ROWS
 from sales_etl.validators.schemas import validate_mart_frame
 
 _HADOOP_PLAIN = re.compile(r"[A-Za-z0-9._/ -]+")
@@ -67,11 +70,20 @@ CSV_OPTIONS = {
 }
 
 
+#: How many of a held file's most frequent reasons its report names.
+TOP_REASONS = 3
+
+
 @dataclass
 class BatchStats:
-    """Row outcomes of one batch: small enough to return from a task and to log."""
+    """Row outcomes of one batch: small enough to return from a task and to log.
+
+    ``per_file``, ``months`` and the row totals cover the files that stay in the batch; a file
+    in ``held`` (key -> :func:`bad_row_hold` record) is taken out of it whole and counts nowhere.
+    """
 
     per_file: dict[str, dict[str, int]] = field(default_factory=dict)
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     months: list[str] = field(default_factory=list)
     rows_total: int = 0
@@ -122,37 +134,97 @@ def hadoop_safe_inputs(
     return readable, aliases
 
 
+def bad_row_hold(
+    counts: Mapping[str, int], reasons: Mapping[str, int], max_bad_row_fraction: float
+) -> dict[str, Any] | None:
+    """The hold record of a file whose quarantined share of rows exceeds the limit, else None.
+
+    ``counts``: the file's ``total`` / ``quarantined`` rows; ``reasons``: quarantined rows per
+    reason. The rule (issue 12, ``SALES_ETL_MAX_BAD_ROW_FRACTION``): held when
+    quarantined / total > ``max_bad_row_fraction``, compared exactly (as fractions, not floats);
+    a file with no rows is never held, and a limit of 1.0 holds nothing. Returns
+    ``{"category": "too_many_bad_rows", "reason": <one sentence>, "rows_total", "rows_bad",
+    "top_reasons": {reason: rows}}`` (the :data:`TOP_REASONS` most frequent, ties by name).
+    """
+    total, bad = int(counts["total"]), int(counts["quarantined"])
+    limit = Fraction(repr(float(max_bad_row_fraction)))  # 0.1 means exactly 1/10
+    if total == 0 or Fraction(bad, total) <= limit:
+        return None
+    top = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS])
+    reason = (
+        f"{bad} of {total} rows ({bad / total:.0%}) are bad, more than "
+        f"SALES_ETL_MAX_BAD_ROW_FRACTION={max_bad_row_fraction:g} allows; top reasons: "
+        + ", ".join(f"{r} {n}" for r, n in top.items())
+        + ". Nothing of it was loaded or quarantined: fix the file and send it again"
+    )
+    return {
+        "category": TOO_MANY_BAD_ROWS,
+        "reason": reason,
+        "rows_total": total,
+        "rows_bad": bad,
+        "top_reasons": top,
+    }
+
+
+def summarise_outcomes(
+    outcomes: Iterable[tuple[str, str | None, str | None, int]],
+    keys: Iterable[str],
+    max_bad_row_fraction: float,
+) -> BatchStats:
+    """Batch statistics from ``(key, reason, sales_month, rows)`` counts; decides the holds.
+
+    Every key of ``keys`` gets a ``per_file`` entry (a header-only file has zero rows) unless
+    :func:`bad_row_hold` holds it; held files are left out of every other figure.
+    """
+    counts = {k: {"total": 0, "loaded": 0, "quarantined": 0} for k in keys}
+    reasons: dict[str, Counter[str]] = {k: Counter() for k in counts}
+    months: dict[str, set[str]] = {k: set() for k in counts}
+    for key, reason, month, rows in outcomes:
+        counts[key]["total"] += rows
+        if reason is None:
+            counts[key]["loaded"] += rows
+            months[key].add(month)  # type: ignore[arg-type]  # loaded rows have a month
+        else:
+            counts[key]["quarantined"] += rows
+            reasons[key][reason] += rows
+    stats = BatchStats()
+    kept_reasons: Counter[str] = Counter()
+    kept_months: set[str] = set()
+    for key in sorted(counts):
+        hold = bad_row_hold(counts[key], reasons[key], max_bad_row_fraction)
+        if hold is not None:
+            stats.held[key] = hold
+            continue
+        stats.per_file[key] = counts[key]
+        kept_reasons.update(reasons[key])
+        kept_months |= months[key]
+    stats.months = sorted(kept_months)
+    stats.quarantine_reasons = dict(sorted(kept_reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    stats.rows_total = sum(c["total"] for c in stats.per_file.values())
+    stats.rows_loaded = sum(c["loaded"] for c in stats.per_file.values())
+    stats.rows_quarantined = sum(c["quarantined"] for c in stats.per_file.values())
+    return stats
+
+
 def _collect_stats(
     spark: SparkSession,
     classified: DataFrame,
     store: ObjectStore,
     keys: set[str],
     aliases: dict[str, str],
+    max_bad_row_fraction: float,
 ) -> tuple[BatchStats, DataFrame]:
-    """Row counts per file/reason/month, and the Spark-path -> key mapping frame."""
-    stats = BatchStats(per_file={k: {"total": 0, "loaded": 0, "quarantined": 0} for k in keys})
+    """Row counts per file/reason/month (holds decided), and the Spark-path -> key mapping frame."""
     path_to_key: dict[str, str] = {}
-    months: set[str] = set()
-    reasons: dict[str, int] = defaultdict(int)
+    outcomes: list[tuple[str, str | None, str | None, int]] = []
     for row in row_outcomes(classified).collect():
         key = path_to_key.get(row.file_path) or store.key_from_spark_path(row.file_path)
         key = aliases.get(key, key)  # type: ignore[arg-type]
         if key not in keys:
             raise RuntimeError(f"Spark read a file that was not accepted: {row.file_path}")
         path_to_key[row.file_path] = key
-        counts = stats.per_file[key]
-        counts["total"] += row["count"]
-        if row.reason is None:
-            counts["loaded"] += row["count"]
-            months.add(row.sales_month)
-        else:
-            counts["quarantined"] += row["count"]
-            reasons[row.reason] += row["count"]
-    stats.months = sorted(months)
-    stats.quarantine_reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-    stats.rows_total = sum(c["total"] for c in stats.per_file.values())
-    stats.rows_loaded = sum(c["loaded"] for c in stats.per_file.values())
-    stats.rows_quarantined = sum(c["quarantined"] for c in stats.per_file.values())
+        outcomes.append((key, row.reason, row.sales_month, row["count"]))
+    stats = summarise_outcomes(outcomes, keys, max_bad_row_fraction)
     pairs = sorted(path_to_key.items()) or [("", "")]
     # From Arrow, not a list of tuples: a Python list becomes a Python RDD, which would make
     # every executor of a cluster start a Python worker just to read two strings.
@@ -210,8 +282,23 @@ def build_batch_marts(
         _write(classify_sales(raw, dims, batch_id), marts, classified_key, ())
     classified = spark.read.parquet(marts.spark_path(classified_key))
     with clock.stage("row counts"):
-        stats, mapping = _collect_stats(spark, classified, landing, {k for k, _ in files}, aliases)
+        stats, mapping = _collect_stats(
+            spark,
+            classified,
+            landing,
+            {k for k, _ in files},
+            aliases,
+            settings.max_bad_row_fraction,
+        )
     classified = with_source_file(classified, mapping)
+    if stats.held:
+        # A held file is decided from the counts above, before any mart is written, and its
+        # rows are filtered out of the classified frame every mart is written from: still one
+        # scan of the CSV bytes, and nothing of the file ever reaches the scratch marts, so
+        # publish / rollback stay as they are (nothing to drop later, nothing a crash between
+        # "write" and "drop" could leave behind). The flow then moves the file out of the batch
+        # (sales_etl.tasks.files.hold_files).
+        classified = classified.where(~F.col("source_file").isin(sorted(stats.held)))
 
     sales_team_rows = sales_team_mart(classified, dims)
     with clock.stage("pandera MartSale check"):
@@ -247,16 +334,20 @@ def build_batch_marts(
 def build_marts(
     settings: Settings, batch_id: str, files: list[tuple[str, list[str]]]
 ) -> dict[str, Any]:
-    """Spark: one scan of the accepted files -> quarantine + both marts (scratch folder)."""
+    """Spark: one scan of the accepted files -> quarantine + both marts (scratch folder).
+
+    Returns :class:`BatchStats` as a dict; files in its ``held`` have no row in any mart.
+    """
     logger = get_run_logger()
     stats = build_batch_marts(settings, batch_id, files)
     logger.info(
-        "batch %s: %d rows read, %d loaded, %d quarantined, months %s",
+        "batch %s: %d rows read, %d loaded, %d quarantined, months %s; %d file(s) to hold",
         batch_id,
         stats.rows_total,
         stats.rows_loaded,
         stats.rows_quarantined,
         ", ".join(stats.months) or "none",
+        len(stats.held),
     )
     crash_point("after_marts_written")
     return stats.__dict__

@@ -108,6 +108,10 @@ BATCH_2: dict[str, bytes] = {
 
 ALL_FILES: dict[str, bytes] = {**BATCH_1, **BATCH_2}
 
+#: Files the mass-quarantine guard holds whole at its default (more than half of the rows bad):
+#: sales_2024_04.csv has 4 bad rows of 7 (57 %); sales_2024_03_a.csv, 3 of 7, is loaded.
+HELD_FILES = ("sales_2024_04.csv",)
+
 
 def write_dimensions(directory: Path) -> Path:
     """The four dimension CSVs, headers = the table columns."""

@@ -6,9 +6,10 @@ accepted files. Invariant 2: every input file ends in exactly one place.
 
 Scenario of every crash test, in a fresh workspace (dimensions already loaded):
 
-1. batch 1 (three sales files over March/April with bad rows, one with extra columns, and a
-   ``.json``) lands; ``sales-etl run`` is SIGKILLed (at a named crash point, or at a random
-   instant); nothing may be lost at that moment;
+1. batch 1 (three sales files over March/April with bad rows, one with extra columns, one with
+   so many bad rows that the mass-quarantine guard holds it whole, and a ``.json``) lands;
+   ``sales-etl run`` is SIGKILLed (at a named crash point, or at a random instant); nothing may
+   be lost at that moment;
 2. batch 2 (a late March file: it changes a month an earlier run may already have committed)
    lands; ``sales-etl run`` recovers and finishes with exit 0;
 3. the workspace's state equals the reference: ONE clean run over all five files.
@@ -36,6 +37,7 @@ from crash_helpers import (
     ALL_FILES,
     BATCH_1,
     BATCH_2,
+    HELD_FILES,
     KillAt,
     PrefectServer,
     RunResult,
@@ -183,19 +185,23 @@ def reference(
     state = workspace_state(ws)
     # The reference itself must be right, or every comparison with it is worthless.
     assert_nothing_lost(ws, ALL_FILES)
+
+    def place(name: str) -> str:
+        if name.endswith(".json"):
+            return f"error_files/wrong_file_types/<batch>/{name}"
+        if name in HELD_FILES:
+            return f"error_files/too_many_bad_rows/<batch>/{name}"
+        return f"processed/<batch>/{name}"
+
     assert state["latest_status"] == {
-        name: "REJECTED" if name.endswith(".json") else "COMPLETED" for name in ALL_FILES
+        name: "COMPLETED" if place(name).startswith("processed/") else "REJECTED"
+        for name in ALL_FILES
     }
-    assert state["landing"] == {
-        name: [
-            f"error_files/wrong_file_types/<batch>/{name}"
-            if name.endswith(".json")
-            else f"processed/<batch>/{name}"
-        ]
-        for name in sorted(ALL_FILES)
-    }
-    input_rows = sum(
-        data.count(b"\n") - 1 for name, data in ALL_FILES.items() if name.endswith(".csv")
+    assert state["landing"] == {name: [place(name)] for name in sorted(ALL_FILES)}
+    input_rows = sum(  # a held file's rows count nowhere
+        data.count(b"\n") - 1
+        for name, data in ALL_FILES.items()
+        if name.endswith(".csv") and name not in HELD_FILES
     )
     loaded = len(state["mart:customer_data_mart"])
     assert loaded == len(state["mart:sales_team_data_mart"])

@@ -117,7 +117,8 @@ def test_loads_every_table_with_typed_values(engine: Engine, dims_dir: Path) -> 
     assert products[1].current_price == Decimal("212.00")
     assert products[3].current_price == Decimal("1234567890.99")
     assert products[3].old_price == Decimal("-1.50")
-    assert products[1].updated_date is None and products[2].updated_date == dt.date(2023, 1, 1)
+    assert products[1].updated_date is None
+    assert products[2].updated_date == dt.datetime(2023, 1, 1)  # a timestamp column (tutorial)
     assert (manager.manager_id, manager.is_manager) == (2, "Y")
     assert shop.id == 121 and shop.reviews == "Great store, friendly staff"
 

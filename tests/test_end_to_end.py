@@ -20,10 +20,12 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus import expected_reason
 from helpers import (
     SALES_COLUMNS,
     count_csv_records,
@@ -42,6 +44,7 @@ CENT = Decimal("0.01")
 BATCH_RE = re.compile(r"^[0-9]{8}_[0-9]{6}$")
 PROCESSED = "processed"
 WRONG_TYPE, BAD_SCHEMA, DUPLICATES = "wrong_file_types", "bad_schema", "duplicates"
+HELD = "too_many_bad_rows"  # held whole by the mass-quarantine guard: its rows count nowhere
 EITHER = "processed_or_duplicate"  # identical files in one batch: one loads, the others don't
 
 # --- dimensions (hand-written) -------------------------------------------------------------------
@@ -177,7 +180,7 @@ class SentFile:
     name: str
     data: bytes
     run: int  # index of the run that picks it up
-    fate: str  # PROCESSED, an error category, or EITHER
+    fate: str  # PROCESSED, an error category (HELD included), or EITHER
     sales: list[Sale] = field(default_factory=list)
     batch: str | None = None
 
@@ -213,7 +216,7 @@ class Pipeline:
     # sending
 
     def send(self, name: str, data: bytes, fate: str, sales: Sequence[Sale] = ()) -> SentFile:
-        if fate in (PROCESSED, EITHER):
+        if fate in (PROCESSED, EITHER, HELD):
             # The ledger must describe the bytes exactly: one Sale per CSV record.
             assert len(sales) == count_csv_records(data), name
         else:
@@ -225,12 +228,16 @@ class Pipeline:
 
     # running
 
-    def run(self) -> dict[str, Any]:
+    def run(self, **parameters: Any) -> dict[str, Any]:
+        """One flow run; ``parameters`` are further flow parameters (e.g. max_bad_row_fraction)."""
         from sales_etl.flows.sales_flow import sales_etl_flow
 
         started = _utc_now()
         summary = sales_etl_flow(
-            landing=str(self.landing), marts=str(self.marts), database_url=self.database_url
+            landing=str(self.landing),
+            marts=str(self.marts),
+            database_url=self.database_url,
+            **parameters,
         )
         finished = _utc_now()
         self.runs.append(RunRecord(summary, started, finished))
@@ -587,6 +594,12 @@ def _check_staging(pipe: Pipeline) -> None:
                 loaded,
                 len(f.sales) - loaded,
             )
+        elif f.fate == HELD:
+            total, bad, top = expected_hold(f)
+            assert (row["status"], row["category"]) == ("REJECTED", HELD)
+            assert (row["rows_total"], row["rows_loaded"], row["rows_quarantined"]) == (total, 0, 0)
+            assert f"{bad} of {total} rows" in row["reason"], row["reason"]
+            assert ", ".join(f"{r} {n}" for r, n in top.items()) in row["reason"], row["reason"]
         else:
             assert (row["status"], row["category"]) == ("REJECTED", f.fate)
             assert row["reason"], f.name
@@ -608,6 +621,22 @@ def _check_summary(pipe: Pipeline) -> None:
     assert summary["rows_loaded"] == sum(s.loaded for s in sales)
     assert summary["rows_quarantined"] == sum(not s.loaded for s in sales)
     assert summary["quarantine_reasons"] == dict(Counter(s.reason for s in sales if s.reason))
+    held = [f for f in now if f.fate == HELD]
+    assert summary["rows_held"] == sum(len(f.sales) for f in held)
+    entries = {e["file"]: e for e in summary["files"]}
+    for f in held:
+        total, bad, top = expected_hold(f)
+        entry = entries[f"to_process/{f.name}"]
+        assert entry["outcome"] == HELD
+        assert (entry["rows_total"], entry["rows_bad"], entry["top_reasons"]) == (total, bad, top)
+        assert (entry["rows_loaded"], entry["rows_quarantined"]) == (0, 0)
+
+
+def expected_hold(f: SentFile) -> tuple[int, int, dict[str, int]]:
+    """A held file's rows, bad rows and 3 most frequent reasons (ties by name), from the ledger."""
+    reasons = Counter(s.reason for s in f.sales if s.reason)
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    return len(f.sales), sum(reasons.values()), dict(top)
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -621,6 +650,7 @@ _BEHAVIOUR_ENV = (
     "SALES_ETL_VALIDATION_DEPTH",
     "SALES_ETL_CRASH_AT",
     "SALES_ETL_MAX_FILE_BYTES",
+    "SALES_ETL_MAX_BAD_ROW_FRACTION",
 )
 
 
@@ -756,7 +786,9 @@ def test_every_input_rule_in_one_run(pipe: Pipeline) -> None:
     rules_bytes += (malformed_line + "\n").encode()
     pipe.send("row_rules.csv", rules_bytes, PROCESSED, [*plain, malformed])
 
-    summary = pipe.run()  # also runs every generic check (_check_after_run)
+    # row_rules.csv is 22 of 25 rows bad: the guard (default 0.5) would hold it whole, and this
+    # test is about each row's fate, so the guard is off here (tested below).
+    summary = pipe.run(max_bad_row_fraction=1.0)  # also runs every generic check
     batch = summary["batch_id"]
 
     # Concrete spot checks on top of the generic ones.
@@ -1168,3 +1200,178 @@ def test_odd_file_names_and_column_names_load(pipe: Pipeline) -> None:
         _sti(102, 2024, 8, "30.00", "0.30"),
         _sti(103, 2024, 8, "5.00", "0.00"),
     ]
+
+
+# --- the mass-quarantine guard (issue 12) --------------------------------------------------------
+
+
+def judged(*args: Any, **kwargs: Any) -> Sale:
+    """:func:`sale`, its expected reason given by the independent rule oracle (tests/corpus.py)."""
+    record = sale(*args, **kwargs)
+    record.reason = expected_reason(
+        record.values,
+        customers=tuple(CUSTOMERS),
+        stores=tuple(STORES),
+        sales_team=tuple(SALES_TEAM),
+    )
+    return record
+
+
+def fate_under_guard(sales: Sequence[Sale], max_bad_row_fraction: Fraction) -> str:
+    """HELD when more than the fraction of the records is bad (never for 0 records)."""
+    bad = sum(not s.loaded for s in sales)
+    return HELD if sales and Fraction(bad, len(sales)) > max_bad_row_fraction else PROCESSED
+
+
+JUNE = "2024-06-0"
+
+
+def _mostly_bad(*, fixed: bool = False) -> list[Sale]:
+    """10 June records, 6 bad (3 unknown customers, 2 unreadable prices, 1 zero quantity);
+    ``fixed``: the same records corrected, as the sender would resend them."""
+
+    def pick(bad: object, good: object) -> object:
+        return good if fixed else bad
+
+    return [
+        judged(1, 10, 100, JUNE + "1", "10.00", 1, product="held-pen"),
+        judged(2, 10, 101, JUNE + "2", "10.00", 2, product="held-pen"),
+        judged(3, 11, 102, JUNE + "3", "10.00", 3, product="held-pen"),
+        judged(4, 11, 103, JUNE + "4", "10.00", 4, product="held-pen"),
+        judged(pick(901, 5), 10, 100, JUNE + "5", "1.00", 1, product="held-pen"),
+        judged(pick(902, 5), 10, 101, JUNE + "5", "2.00", 1, product="held-pen"),
+        judged(pick(903, 5), 11, 102, JUNE + "5", "3.00", 1, product="held-pen"),
+        judged(1, 10, 100, JUNE + "6", pick("ten", "10.00"), 1, "10.00", product="held-pen"),
+        judged(2, 10, 100, JUNE + "6", pick("1.2.3", "1.25"), 4, "5.00", product="held-pen"),
+        judged(3, 11, 103, JUNE + "7", "10.00", pick(0, 1), pick("0.00", "10.00"),
+               product="held-pen"),
+    ]  # fmt: skip
+
+
+def _some_bad() -> list[Sale]:
+    """10 June records, 4 bad (40%): loaded and quarantined as any file."""
+    return [
+        judged(1, 10, 100, JUNE + "1", "3.00", 1, product="pad"),
+        judged(2, 10, 101, JUNE + "2", "3.00", 2, product="pad"),
+        judged(3, 11, 102, JUNE + "3", "3.00", 3, product="pad"),
+        judged(4, 11, 103, JUNE + "4", "3.00", 4, product="pad"),
+        judged(5, 10, 100, JUNE + "5", "3.00", 5, product="pad"),
+        judged(1, 11, 101, JUNE + "6", "3.00", 6, product="pad"),
+        judged(2, 98, 101, JUNE + "6", "3.00", 1, product="pad"),
+        judged(3, 97, 101, JUNE + "6", "3.00", 1, product="pad"),
+        judged(4, 10, 101, "", "3.00", 1, product="pad"),
+        judged(5, 10, 101, JUNE + "7", "3.00", 2, "6.50", product="pad"),
+    ]
+
+
+def _run_artifacts(pipe: Pipeline, summary: dict[str, Any]) -> dict[str, Any]:
+    """The artifacts the run published, by key (tables parsed), read back from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    runs = pipe.table("etl_runs")
+    flow_run_id = next(r["flow_run_id"] for r in runs if r["run_id"] == summary["run_id"])
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {
+        a.key: json.loads(a.data) if isinstance(a.data, str) and a.type == "table" else a.data
+        for a in found
+    }
+
+
+def test_a_file_with_too_many_bad_rows_is_held_whole_and_can_be_resent(pipe: Pipeline) -> None:
+    from sales_etl.summary import format_summary
+
+    half = Fraction(1, 2)  # the documented default of SALES_ETL_MAX_BAD_ROW_FRACTION
+    mostly_bad, some_bad = _mostly_bad(), _some_bad()
+    at_limit = [
+        judged(1, 10, 100, JUNE + "8", "4.00", 1),
+        judged(999, 10, 100, JUNE + "8", "4.00", 1),
+    ]
+    assert [sum(not s.loaded for s in x) for x in (mostly_bad, some_bad, at_limit)] == [6, 4, 1]
+    cases = {"mostly_bad.csv": mostly_bad, "some_bad.csv": some_bad, "at_limit.csv": at_limit,
+             "header_only.csv": []}  # fmt: skip
+    expected = {"mostly_bad.csv": HELD, "some_bad.csv": PROCESSED, "at_limit.csv": PROCESSED,
+                "header_only.csv": PROCESSED}  # fmt: skip
+    assert {name: fate_under_guard(rows, half) for name, rows in cases.items()} == expected
+    mostly_bad_bytes = sales_csv(mostly_bad)
+    for name, rows in cases.items():
+        pipe.send(name, sales_csv(rows), expected[name], rows)
+
+    # Run 1: the 60% file is held whole; the 40% and 50% files and the empty one load as ever.
+    summary = pipe.run()  # generic checks: places, bytes, marts, conservation, staging, summary
+    batch = summary["batch_id"]
+    assert summary["files_by_outcome"] == {"accepted": 3, HELD: 1}
+    assert files_under(pipe.landing / "error_files" / HELD / batch) == ["mostly_bad.csv"]
+    assert (pipe.landing / "error_files" / HELD / batch / "mostly_bad.csv").read_bytes() == (
+        mostly_bad_bytes
+    )
+    for mart in ("customer_data_mart", "sales_team_data_mart", "quarantine"):
+        rows = pipe.mart(mart)
+        assert rows and not [r for r in rows if r["product_name"] == "held-pen"], mart
+        assert "to_process/mostly_bad.csv" not in {r["source_file"] for r in rows}, mart
+    assert summary["rows_total"] == 12 and summary["rows_held"] == 10
+    top = {"unknown_customer_id": 3, "invalid_price": 2, "non_positive_quantity": 1}
+    [entry] = [e for e in summary["files"] if e["file"] == "to_process/mostly_bad.csv"]
+    assert entry["top_reasons"] == top and (entry["rows_total"], entry["rows_bad"]) == (10, 6)
+    text = format_summary(summary)
+    assert "to_process/mostly_bad.csv: too_many_bad_rows (6 of 10 rows (60%) are bad" in text
+    assert "unknown_customer_id 3, invalid_price 2, non_positive_quantity 1" in text
+    assert "Rows: 12 read, 7 loaded, 5 quarantined; 10 in held files" in text
+
+    artifacts = _run_artifacts(pipe, summary)
+    [shown] = [r for r in artifacts["sales-etl-files"] if r["file"] == "to_process/mostly_bad.csv"]
+    assert (shown["outcome"], shown["rows_total"], shown["rows_loaded"]) == (HELD, 10, 0)
+    assert "unknown_customer_id 3, invalid_price 2, non_positive_quantity 1" in shown["reason"]
+    report = artifacts["sales-etl-summary"]
+    assert "## Held files: too many bad rows" in report
+    assert r"| to\_process/mostly\_bad.csv | 10 | 6 | unknown\_customer\_id 3," in report
+
+    # Run 2: the same bytes again are held again: never loaded, so not a duplicate.
+    marts_before = tree_snapshot(pipe.marts)
+    reporting_before = _db_snapshot(pipe, REPORTING)
+    pipe.send("mostly_bad.csv", mostly_bad_bytes, HELD, mostly_bad)
+    summary2 = pipe.run()
+    assert summary2["files_by_outcome"] == {HELD: 1}
+    assert files_under(pipe.landing / "error_files" / HELD / summary2["batch_id"]) == [
+        "mostly_bad.csv"
+    ]
+    assert tree_snapshot(pipe.marts) == marts_before
+    assert _db_snapshot(pipe, REPORTING) == reporting_before
+
+    # Run 3: the fixed file (other bytes, same name) loads normally and changes June.
+    fixed = _mostly_bad(fixed=True)
+    assert all(s.loaded for s in fixed)
+    pipe.send("mostly_bad.csv", sales_csv(fixed), PROCESSED, fixed)
+    summary3 = pipe.run()
+    assert summary3["files_by_outcome"] == {"accepted": 1}
+    assert (summary3["rows_loaded"], summary3["rows_held"]) == (10, 0)
+    assert summary3["months_recomputed"] == ["2024-06"]
+
+
+def test_a_fraction_of_one_turns_the_guard_off(
+    pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALES_ETL_MAX_BAD_ROW_FRACTION", "1.0")
+    mostly_bad, all_bad = _mostly_bad(), [judged(999, 10, 100, JUNE + "1", "1.00", 1)]
+    assert fate_under_guard(mostly_bad, Fraction(1)) == PROCESSED
+    assert fate_under_guard(all_bad, Fraction(1)) == PROCESSED
+    pipe.send("mostly_bad.csv", sales_csv(mostly_bad), PROCESSED, mostly_bad)
+    pipe.send("all_bad.csv", sales_csv(all_bad), PROCESSED, all_bad)
+    summary = pipe.run()  # the generic checks: 4 rows loaded, 7 quarantined, nothing held
+    assert summary["files_by_outcome"] == {"accepted": 2}
+    assert (summary["rows_loaded"], summary["rows_quarantined"], summary["rows_held"]) == (4, 7, 0)
+
+
+def test_the_run_command_takes_the_fraction_as_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sales_etl.cli import _settings, build_parser
+
+    monkeypatch.delenv("SALES_ETL_MAX_BAD_ROW_FRACTION", raising=False)
+    parser = build_parser()
+    assert _settings(parser.parse_args(["run"])).max_bad_row_fraction == 0.5
+    args = parser.parse_args(["run", "--max-bad-row-fraction", "0.25"])
+    assert _settings(args).max_bad_row_fraction == 0.25
+    monkeypatch.setenv("SALES_ETL_MAX_BAD_ROW_FRACTION", "1.0")
+    assert _settings(parser.parse_args(["run"])).max_bad_row_fraction == 1.0

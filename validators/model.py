@@ -41,6 +41,9 @@ WRONG_FILE_TYPE = "wrong_file_types"
 BAD_SCHEMA = "bad_schema"
 DUPLICATE = "duplicates"
 UNKNOWN = "unknown"
+#: Not a validator verdict: the Spark stage holds a file whose share of bad rows exceeds
+#: ``SALES_ETL_MAX_BAD_ROW_FRACTION`` (``sales_etl.tasks.marts.bad_row_hold``).
+TOO_MANY_BAD_ROWS = "too_many_bad_rows"
 
 #: How many leading bytes of the object :attr:`IncomingFile.head` keeps.
 HEAD_BYTES = 64 * 1024

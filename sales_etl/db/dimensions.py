@@ -1,9 +1,21 @@
 """Load the four dimension CSV files into their tables (insert or update by primary key).
 
 Each file is streamed with the :mod:`csv` module, every value is converted by its column's type
-(and checked against the column's size, so SQLite and MySQL accept and refuse the same input),
-and rows are upserted in batches inside one transaction per table: a bad value anywhere in a file
-raises :class:`DimensionLoadError` and nothing of that file is written.
+(and checked against the size of the column as the database really has it, so SQLite, our own
+MySQL tables and a user's tutorial-made tables accept and refuse the same input), and rows are
+upserted in batches inside one transaction per table: a bad value anywhere in a file raises
+:class:`DimensionLoadError` ("file, line N, column 'c': reason") and nothing of that file is written.
+
+Accepted as a MySQL export holds it (README "Loading dimensions"):
+
+* empty, ``NULL`` and ``\\N`` (mysqldump --tab / SELECT ... INTO OUTFILE) -> SQL NULL in every
+  column except the primary key;
+* timestamps ``YYYY-MM-DD HH:MM:SS`` or ``YYYY-MM-DDTHH:MM:SS``, optionally with up to 6
+  fractional digits, or a bare date (midnight), in TIMESTAMP/DATETIME columns; no time-zone
+  suffix (values are UTC, the session time zone of :func:`sales_etl.db.engine.make_engine`);
+* the same timestamps in DATE columns when the time is midnight; any other time of day is refused
+  (a DATE keeps no time, and dropping it silently would change the data);
+* money written ``212``, ``212.0`` or ``212.000`` (digits past the column's scale must be zeros).
 """
 
 from __future__ import annotations
@@ -12,16 +24,32 @@ import csv
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Date, Engine, Integer, String, Table, Text
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    inspect,
+)
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeEngine
 
-from sales_etl.db.schema import DIMENSION_TABLES
+from sales_etl.db.schema import DIMENSION_TABLES, check_dimension_columns
 from sales_etl.db.types import Money
+from sales_etl.errors import InputError
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -46,18 +74,33 @@ DEFAULT_BATCH_SIZE = 10_000
 # MySQL TEXT holds at most 65,535 bytes; SQLite has no limit. Checking here keeps both the same.
 _TEXT_MAX_BYTES = 65_535
 
+#: How a MySQL export writes SQL NULL besides an empty field: ``\N`` (mysqldump --tab,
+#: SELECT ... INTO OUTFILE) and ``NULL`` (Workbench and most GUI exports).
+NULL_MARKERS = frozenset({"", "NULL", "\\N"})
+
 _INT_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+# A date, optionally followed by a time (space or 'T') with up to 6 fractional digits.
+_TIMESTAMP_RE = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[ T](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.(?P<fraction>[0-9]{1,6}))?)?",
+    re.ASCII,
+)
+# MySQL TIMESTAMP holds 1970-01-01 00:00:01 .. 2038-01-19 03:14:07 UTC (MySQL manual, 13.2.2).
+_MYSQL_TIMESTAMP_RANGE = (
+    dt.datetime(1970, 1, 1, 0, 0, 1),
+    dt.datetime(2038, 1, 19, 3, 14, 7, 999999),
+)
 
 _SUPPORTED_DIALECTS = ("sqlite", "mysql", "mariadb")
 
 
-class DimensionLoadError(Exception):
-    """A dimension file could not be loaded; nothing of that file was written.
+class DimensionLoadError(InputError):
+    """A dimension file could not be loaded; nothing of that file was written (exit 2).
 
     ``file_name``, ``line`` (1-based physical line where the record starts) and ``column``
-    locate the problem when it is about one value; they are ``None`` otherwise.
+    locate the problem when it is about one value; they are ``None`` otherwise. The message
+    reads "customer.csv, line 6, column 'customer_joining_date': reason" (one line).
     """
 
     def __init__(
@@ -67,6 +110,7 @@ class DimensionLoadError(Exception):
         file_name: str | None = None,
         line: int | None = None,
         column: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.file_name = file_name
         self.line = line
@@ -78,7 +122,7 @@ class DimensionLoadError(Exception):
             where.append(f"line {line}")
         if column is not None:
             where.append(f"column {column!r}")
-        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        super().__init__(f"{', '.join(where)}: {message}" if where else message, hint=hint)
 
 
 class MissingDimensionFilesError(DimensionLoadError):
@@ -87,9 +131,12 @@ class MissingDimensionFilesError(DimensionLoadError):
     def __init__(self, directory: Path, missing: list[str]) -> None:
         self.directory = directory
         self.missing = missing
+        where = f"dimension folder {str(directory)!r} (load-dimensions DIR, {directory.resolve()})"
         super().__init__(
-            f"dimension folder {str(directory)!r} is missing {', '.join(missing)} "
-            f"(expected all of: {', '.join(DIMENSION_FILES.values())})"
+            f"{where} is missing {', '.join(missing)}"
+            if directory.is_dir()
+            else f"{where} does not exist or is not a folder",
+            hint=f"the folder must hold all of {', '.join(DIMENSION_FILES.values())}",
         )
 
 
@@ -97,42 +144,87 @@ class MissingDimensionFilesError(DimensionLoadError):
 
 Converter = Callable[[str], Any]
 
+# Signed ranges of MySQL's integer types by bits (MySQL manual, "Integer Types").
+_MYSQL_INT_BITS = {"TINYINT": 8, "SMALLINT": 16, "MEDIUMINT": 24, "INTEGER": 32, "INT": 32}
 
-def _to_int(value: str) -> int:
+
+def _int_converter(low: int, high: int) -> Converter:
+    def convert(value: str) -> int:
+        text = value.strip()
+        if not _INT_RE.fullmatch(text):
+            raise ValueError(f"not an integer: {value!r}")
+        number = int(text)
+        if not low <= number <= high:
+            raise ValueError(f"integer {value!r} is outside the column's range {low}..{high}")
+        return number
+
+    return convert
+
+
+def _parse_timestamp(value: str) -> dt.datetime:
+    """``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM:SS[.ffffff]`` or with ``T``: a naive datetime."""
     text = value.strip()
-    if not _INT_RE.fullmatch(text):
-        raise ValueError(f"not an integer: {value!r}")
-    number = int(text)
-    if not -(2**63) <= number < 2**63:
-        raise ValueError(f"integer out of the 64-bit range: {value!r}")
-    return number
+    match = _TIMESTAMP_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f"not an ISO date or timestamp (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS[.ffffff]): {value!r}"
+        )
+    if match["date"] == "0000-00-00":
+        raise ValueError(f"MySQL's zero date is not a real date (export it as NULL): {value!r}")
+    try:
+        day = dt.date.fromisoformat(match["date"])
+        clock = dt.time.fromisoformat(match["time"]) if match["time"] else dt.time()
+    except ValueError:
+        raise ValueError(f"not a real date or time: {value!r}") from None
+    micro = int((match["fraction"] or "0").ljust(6, "0"))
+    return dt.datetime.combine(day, clock.replace(microsecond=micro))
 
 
 def _to_date(value: str) -> dt.date:
-    text = value.strip()
-    if not _DATE_RE.fullmatch(text):
-        raise ValueError(f"not an ISO date (YYYY-MM-DD): {value!r}")
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not a real date: {value!r}") from None
+    stamp = _parse_timestamp(value)
+    if stamp.time() != dt.time():
+        raise ValueError(
+            f"{value!r} has a time of day, but the column is a DATE, which keeps none "
+            "(only midnight, 00:00:00, is accepted; export the date alone)"
+        )
+    return stamp.date()
+
+
+def _datetime_converter(
+    fraction_digits: int, bounds: tuple[dt.datetime, dt.datetime] | None
+) -> Converter:
+    def convert(value: str) -> dt.datetime:
+        stamp = _parse_timestamp(value)
+        if stamp.microsecond % 10 ** (6 - fraction_digits):
+            raise ValueError(
+                f"{value!r} has more fractional-second digits than the column keeps "
+                f"({fraction_digits})"
+            )
+        if bounds is not None and not bounds[0] <= stamp <= bounds[1]:
+            raise ValueError(
+                f"{value!r} is outside the range of a MySQL TIMESTAMP "
+                f"({bounds[0]:%Y-%m-%d %H:%M:%S} .. {bounds[1]:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+        return stamp
+
+    return convert
 
 
 def _money_converter(precision: int, scale: int) -> Converter:
     int_digits = precision - scale
+    step = Decimal(1).scaleb(-scale)
 
     def convert(value: str) -> Decimal:
         text = value.strip()
         if not _DECIMAL_RE.fullmatch(text):
             raise ValueError(f"not a decimal number: {value!r}")
         number = Decimal(text)
-        exponent = number.as_tuple().exponent
-        assert isinstance(exponent, int)  # finite: the regex admits no NaN / Infinity
-        if -exponent > scale:
-            raise ValueError(f"more than {scale} decimal places: {value!r}")
         if number != 0 and number.adjusted() >= int_digits:
             raise ValueError(f"more than {int_digits} digits before the decimal point: {value!r}")
-        return number
+        exact = number.quantize(step)  # 212 and 212.0 -> 212.00
+        if exact != number:
+            raise ValueError(f"more than {scale} decimal places: {value!r}")
+        return exact
 
     return convert
 
@@ -152,19 +244,76 @@ def _text(value: str) -> str:
     return value
 
 
-def _converter_for(column_type: Any) -> Converter:
-    """The text -> Python converter for a column type of the dimension tables."""
-    if isinstance(column_type, Money):
-        return _money_converter(column_type.precision, column_type.scale)
-    if isinstance(column_type, BigInteger | Integer):
-        return _to_int
-    if isinstance(column_type, Date):
+def _is_mysql(dialect_name: str) -> bool:
+    return dialect_name in ("mysql", "mariadb")
+
+
+def _converter_for(
+    declared: TypeEngine[Any], actual: TypeEngine[Any] | None, dialect_name: str
+) -> Converter:
+    """The text -> Python converter for one dimension column.
+
+    ``declared`` (schema.py) says what the value means; ``actual`` (the type the database
+    reports, e.g. a tutorial table's ``VARCHAR(50)``, ``INT``, ``DECIMAL(10,2)``, ``TIMESTAMP``)
+    sets its size, so a value the table cannot hold is refused here with its line and column
+    instead of failing inside the database.
+    """
+    if isinstance(declared, Money):
+        sized = isinstance(actual, Numeric) and not isinstance(actual, Float)
+        if sized and actual.precision is not None and actual.scale is not None:
+            return _money_converter(actual.precision, actual.scale)
+        return _money_converter(declared.precision, declared.scale)
+    if isinstance(declared, Integer):
+        bits = 64
+        if _is_mysql(dialect_name) and actual is not None:
+            bits = _MYSQL_INT_BITS.get(type(actual).__name__.upper(), 64)
+        if _is_mysql(dialect_name) and getattr(actual, "unsigned", False):
+            return _int_converter(0, 2**bits - 1)
+        return _int_converter(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    if isinstance(declared, Date | DateTime):
+        if isinstance(actual, DateTime) or (actual is None and isinstance(declared, DateTime)):
+            mysql_timestamp = _is_mysql(dialect_name) and isinstance(actual, mysql.TIMESTAMP)
+            # SQLite keeps microseconds; a MySQL column keeps its fsp (TIMESTAMP = TIMESTAMP(0)).
+            digits = (getattr(actual, "fsp", None) or 0) if _is_mysql(dialect_name) else 6
+            return _datetime_converter(digits, _MYSQL_TIMESTAMP_RANGE if mysql_timestamp else None)
         return _to_date
-    if isinstance(column_type, Text):
-        return _text
-    if isinstance(column_type, String):
-        return _string_converter(column_type.length)
-    raise TypeError(f"no CSV converter for column type {column_type!r}")
+    if isinstance(declared, String):
+        if isinstance(actual, Text) or (actual is None and isinstance(declared, Text)):
+            long_text = type(actual).__name__.upper() in ("MEDIUMTEXT", "LONGTEXT")
+            return _string_converter(None) if long_text else _text
+        if isinstance(actual, String) and actual.length is not None:
+            return _string_converter(actual.length)
+        if isinstance(declared, Text):
+            return _text
+        return _string_converter(declared.length)
+    raise TypeError(f"no CSV converter for column type {declared!r}")
+
+
+def _bind_type(declared: TypeEngine[Any], actual: TypeEngine[Any] | None) -> TypeEngine[Any]:
+    """The type to bind a converted value with: a date/time column follows the real table."""
+    if isinstance(declared, Date | DateTime) and actual is not None:
+        if isinstance(actual, DateTime):
+            return DateTime()
+        if isinstance(actual, Date):
+            return Date()
+    return declared
+
+
+def _table_as_it_is(table: Table, actual: Mapping[str, TypeEngine[Any]]) -> Table:
+    """``table`` with the date/time types of the database's real table (for the upsert)."""
+    return Table(
+        table.name,
+        MetaData(),
+        *[
+            Column(
+                c.name,
+                _bind_type(c.type, actual.get(c.name)),
+                primary_key=c.primary_key,
+                autoincrement=False,
+            )
+            for c in table.columns
+        ],
+    )
 
 
 # --- upsert statements -------------------------------------------------------------------------
@@ -202,30 +351,62 @@ def _check_dialect(engine: Engine) -> str:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def _locate_bad_value(
-    names: list[str],
-    converters: list[Converter],
-    record: list[str],
-    file_name: str,
-    line: int,
-) -> DimensionLoadError:
-    """The error for the first value of ``record`` its converter refuses."""
-    for name, convert, raw in zip(names, converters, record, strict=True):
-        if raw:
-            try:
-                convert(raw)
-            except ValueError as exc:
-                return DimensionLoadError(str(exc), file_name=file_name, line=line, column=name)
-    return DimensionLoadError("bad value", file_name=file_name, line=line)  # pragma: no cover
+@dataclass(frozen=True)
+class _ColumnRule:
+    """How one CSV column becomes a value of the real table."""
+
+    convert: Converter
+    nullable: bool  # False for the primary key and for columns the table declares NOT NULL
 
 
-def _read_rows(path: Path, table: Table) -> Iterator[dict[str, Any]]:
+def _column_rules(
+    table: Table, real: Mapping[str, Any], dialect_name: str
+) -> dict[str, _ColumnRule]:
+    """Per column of ``table``: its converter and nullability, from the table as it really is
+    (``real``: column name -> the reflected column of :meth:`sqlalchemy.Inspector.get_columns`)."""
+    rules = {}
+    for column in table.columns:
+        found = real.get(column.name)
+        actual = found["type"] if found else None
+        nullable = not column.primary_key and (found is None or bool(found["nullable"]))
+        rules[column.name] = _ColumnRule(
+            _converter_for(column.type, actual, dialect_name), nullable
+        )
+    return rules
+
+
+def _convert_record(
+    names: list[str], rules: list[_ColumnRule], record: list[str], file_name: str, line: int
+) -> list[Any]:
+    """The converted values of one record; :class:`DimensionLoadError` at the first bad one."""
+    values = []
+    for name, rule, raw in zip(names, rules, record, strict=True):
+        if raw in NULL_MARKERS:
+            if not rule.nullable:
+                raise DimensionLoadError(
+                    f"value is {'empty' if raw == '' else raw!r} (NULL), but the column is "
+                    "the primary key or NOT NULL in the table",
+                    file_name=file_name,
+                    line=line,
+                    column=name,
+                )
+            values.append(None)
+            continue
+        try:
+            values.append(rule.convert(raw))
+        except ValueError as exc:
+            raise DimensionLoadError(
+                str(exc), file_name=file_name, line=line, column=name
+            ) from None
+    return values
+
+
+def _read_rows(
+    path: Path, table: Table, rules: Mapping[str, _ColumnRule]
+) -> Iterator[dict[str, Any]]:
     """Stream ``path`` as converted row dicts; raises :class:`DimensionLoadError` on bad input."""
     file_name = path.name
-    columns = list(table.columns)
-    expected = [c.name for c in columns]
-    key_names = {c.name for c in table.primary_key.columns}
-    converters = {c.name: _converter_for(c.type) for c in columns}
+    expected = [c.name for c in table.columns]
     line = 1  # physical line where the current record starts
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
@@ -251,8 +432,7 @@ def _read_rows(path: Path, table: Table) -> Iterator[dict[str, Any]]:
                     file_name=file_name,
                     line=1,
                 )
-            converters_in_order = [converters[name] for name in names]
-            key_positions = [(i, name) for i, name in enumerate(names) if name in key_names]
+            rules_in_order = [rules[name] for name in names]
             width = len(names)
             line = reader.line_num + 1
             for record in reader:
@@ -265,23 +445,7 @@ def _read_rows(path: Path, table: Table) -> Iterator[dict[str, Any]]:
                         file_name=file_name,
                         line=line,
                     )
-                for position, name in key_positions:
-                    if record[position] == "":
-                        raise DimensionLoadError(
-                            "primary key value is empty",
-                            file_name=file_name,
-                            line=line,
-                            column=name,
-                        )
-                try:
-                    values = [
-                        convert(raw) if raw else None
-                        for convert, raw in zip(converters_in_order, record, strict=True)
-                    ]
-                except ValueError:
-                    raise _locate_bad_value(
-                        names, converters_in_order, record, file_name, line
-                    ) from None
+                values = _convert_record(names, rules_in_order, record, file_name, line)
                 yield dict(zip(names, values, strict=True))
                 line = reader.line_num + 1
     except csv.Error as exc:
@@ -295,21 +459,30 @@ def _read_rows(path: Path, table: Table) -> Iterator[dict[str, Any]]:
 
 
 def _load_table(
-    conn: Connection, table: Table, path: Path, dialect_name: str, batch_size: int
+    engine: Engine, table: Table, path: Path, dialect_name: str, batch_size: int
 ) -> int:
-    statement = _upsert_statement(table, dialect_name)
+    """Upsert ``path`` into ``table`` in one transaction (rolled back on any error)."""
+    real = {c["name"]: c for c in inspect(engine).get_columns(table.name)}
+    rules = _column_rules(table, real, dialect_name)
+    actual_types = {name: column["type"] for name, column in real.items()}
+    statement = _upsert_statement(_table_as_it_is(table, actual_types), dialect_name)
     count = 0
     batch: list[dict[str, Any]] = []
-    for row in _read_rows(path, table):
-        batch.append(row)
-        if len(batch) >= batch_size:
+    with engine.begin() as conn:
+        for row in _read_rows(path, table, rules):
+            batch.append(row)
+            if len(batch) >= batch_size:
+                conn.execute(statement, batch)
+                count += len(batch)
+                batch = []
+        if batch:
             conn.execute(statement, batch)
             count += len(batch)
-            batch = []
-    if batch:
-        conn.execute(statement, batch)
-        count += len(batch)
     return count
+
+
+def _loaded_columns() -> dict[str, list[str]]:
+    return {name: [c.name for c in table.columns] for name, table in DIMENSION_TABLES.items()}
 
 
 def load_dimension_file(
@@ -322,6 +495,7 @@ def load_dimension_file(
     """Upsert one dimension file into ``table_name`` in a single transaction; returns rows read.
 
     Raises :class:`DimensionLoadError` (nothing written) on a bad header or value,
+    :class:`sales_etl.errors.ConfigError` when the table lacks a column the file fills,
     :class:`NotImplementedError` for a database other than SQLite or MySQL/MariaDB.
     """
     if table_name not in DIMENSION_TABLES:
@@ -331,9 +505,8 @@ def load_dimension_file(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     dialect_name = _check_dialect(engine)
-    table = DIMENSION_TABLES[table_name]
-    with engine.begin() as conn:
-        return _load_table(conn, table, Path(path), dialect_name, batch_size)
+    check_dimension_columns(engine, {table_name: _loaded_columns()[table_name]})
+    return _load_table(engine, DIMENSION_TABLES[table_name], Path(path), dialect_name, batch_size)
 
 
 def load_dimensions(
@@ -344,8 +517,11 @@ def load_dimensions(
 ) -> dict[str, int]:
     """Load ``customer.csv``, ``store.csv``, ``sales_team.csv`` and ``product.csv`` from ``directory``.
 
-    Every row is inserted, or updated when its primary key already exists. The four files must
-    all be present (checked before anything is written: :class:`MissingDimensionFilesError`).
+    Every row is inserted, or updated when its primary key already exists; the tables are used
+    as they are (the product's own, or a user's made by the tutorial's DDL; extra columns are
+    left alone). Checked before anything is written: the four files are present
+    (:class:`MissingDimensionFilesError`) and every table has every column the files fill
+    (:class:`sales_etl.errors.ConfigError`, see :func:`~sales_etl.db.schema.check_dimension_columns`).
     Each table is loaded in its own transaction, so a bad value raises
     :class:`DimensionLoadError` with the file, line and column, leaves that table untouched and
     stops the load (tables loaded before it stay loaded). Returns rows read per table.
@@ -357,13 +533,12 @@ def load_dimensions(
         raise MissingDimensionFilesError(folder, missing)
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    check_dimension_columns(engine, _loaded_columns())
     counts: dict[str, int] = {}
     for table_name, file_name in DIMENSION_FILES.items():
-        table = DIMENSION_TABLES[table_name]
-        with engine.begin() as conn:
-            counts[table_name] = _load_table(
-                conn, table, folder / file_name, dialect_name, batch_size
-            )
+        counts[table_name] = _load_table(
+            engine, DIMENSION_TABLES[table_name], folder / file_name, dialect_name, batch_size
+        )
     return counts
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -121,7 +121,18 @@ def make_engine(database_url: str) -> Engine:
     return engine
 
 
-def init_db(engine: Engine) -> list[str]:
-    """Create every table the product uses if missing; returns the table names."""
+#: :func:`init_db` outcomes, one per table.
+CREATED = "created"
+LEFT_AS_IS = "exists, left as is"
+
+
+def init_db(engine: Engine) -> dict[str, str]:
+    """Create every table the product uses if missing; returns table name -> outcome.
+
+    The outcome is :data:`CREATED` or :data:`LEFT_AS_IS` (names sorted). An existing table is
+    never altered, so dimension tables a user made with the tutorial's own DDL (INT
+    AUTO_INCREMENT ids, TIMESTAMP, CHAR(1), TEXT) keep their definition and rows.
+    """
+    existing = set(inspect(engine).get_table_names())
     metadata.create_all(engine, checkfirst=True)
-    return sorted(metadata.tables)
+    return {name: LEFT_AS_IS if name in existing else CREATED for name in sorted(metadata.tables)}

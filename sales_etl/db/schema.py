@@ -1,11 +1,17 @@
 """Every table the product reads or owns (SQLAlchemy Core).
 
-Dimension tables keep the upstream tutorial's column names. Owned tables: ``staging_files``
+Dimension tables keep the upstream tutorial's column names and its kinds of column (its
+``table_scripts.sql``: ``product.created_date`` / ``updated_date`` are timestamps, the rest of
+the dates are DATEs, ``is_manager`` is CHAR(1), ``reviews`` TEXT). A user's dimension tables made
+by that DDL (INT AUTO_INCREMENT ids, VARCHAR(50) names, DECIMAL(10, 2), TIMESTAMP) are used as
+they are: :func:`check_dimension_columns` only asks for the columns the product reads. Owned tables: ``staging_files``
 (one row per input file per run), ``etl_runs`` (one row per run, the recovery journal),
 ``etl_lock`` (one row, so two runs never interleave) and the two reporting tables.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -18,9 +24,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
 )
+from sqlalchemy.engine import Engine
 
 from sales_etl.db.types import MYSQL_TABLE_OPTIONS, LongText, Money, UtcDateTime
+from sales_etl.errors import ConfigError
+from sales_etl.secrets import redact_url
 
 metadata = MetaData()
 
@@ -58,7 +68,7 @@ sales_team = Table(
     Column("first_name", String(100)),
     Column("last_name", String(100)),
     Column("manager_id", BigInteger),
-    Column("is_manager", String(1)),
+    Column("is_manager", String(1)),  # 'Y' / 'N', the tutorial's CHAR(1)
     Column("address", String(255)),
     Column("pincode", String(20)),
     Column("joining_date", Date),
@@ -72,8 +82,8 @@ product = Table(
     Column("name", String(255)),
     Column("current_price", Money(12, 2)),
     Column("old_price", Money(12, 2)),
-    Column("created_date", Date),
-    Column("updated_date", Date),
+    Column("created_date", UtcDateTime),  # the tutorial's TIMESTAMP; UTC
+    Column("updated_date", UtcDateTime),  # the tutorial's TIMESTAMP; UTC
     Column("expiry_date", Date),
     **MYSQL_TABLE_OPTIONS,
 )
@@ -84,6 +94,47 @@ DIMENSION_TABLES = {
     "sales_team": sales_team,
     "product": product,
 }
+
+#: The dimension columns a run reads (tasks/dimensions.py selects exactly these); a user's table
+#: must have them, and may have more.
+DIMENSION_COLUMNS_READ: dict[str, tuple[str, ...]] = {
+    "customer": tuple(c.name for c in customer.columns if c.name != "customer_joining_date"),
+    "store": ("id", "address", "store_manager_name"),
+    "sales_team": tuple(c.name for c in sales_team.columns if c.name != "joining_date"),
+}
+
+
+def check_dimension_columns(
+    engine: Engine, required: Mapping[str, Sequence[str]] = DIMENSION_COLUMNS_READ
+) -> None:
+    """Check that every dimension table in ``required`` exists and has those columns.
+
+    ``required`` maps table -> column names (default: what a run reads; ``load-dimensions``
+    passes every column its files fill). Extra columns in the user's tables are fine.
+    Raises :class:`~sales_etl.errors.ConfigError` naming the first missing table or column,
+    the database (``SALES_ETL_DATABASE_URL`` / ``--database-url``, password masked) and a fix.
+    """
+    inspector = inspect(engine)
+    where = (
+        f"in the database SALES_ETL_DATABASE_URL / --database-url = "
+        f"{redact_url(engine.url.render_as_string(hide_password=False))}"
+    )
+    present = set(inspector.get_table_names())
+    for table_name, columns in required.items():
+        if table_name not in present:
+            raise ConfigError(
+                f"dimension table {table_name!r} does not exist {where}",
+                hint="run `sales-etl init-db`, then `sales-etl load-dimensions DIR`",
+            )
+        have = {c["name"] for c in inspector.get_columns(table_name)}
+        for column in columns:
+            if column not in have:
+                ddl = metadata.tables[table_name].c[column].type.compile(dialect=engine.dialect)
+                raise ConfigError(
+                    f"dimension table {table_name!r} has no column {column!r} {where}",
+                    hint=f"add it: ALTER TABLE {table_name} ADD COLUMN {column} {ddl}",
+                )
+
 
 # --- owned tables -----------------------------------------------------------------------------
 
