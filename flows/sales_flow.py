@@ -7,6 +7,7 @@ whatever an interrupted run left behind.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -31,6 +32,7 @@ from sales_etl.tasks.files import (
 )
 from sales_etl.tasks.journal import release_lock, run_status
 from sales_etl.tasks.marts import build_marts, publish_marts
+from sales_etl.tasks.preflight import preflight
 from sales_etl.tasks.recovery import abandon_run, recover_interrupted_runs
 from sales_etl.tasks.reporting import load_reporting_tables
 from sales_etl.tasks.staging import (
@@ -55,26 +57,42 @@ def sales_etl_flow(
 
     Parameters left empty fall back to ``SALES_ETL_*`` settings. Pass credentials through the
     environment or Prefect blocks, not parameters: parameters are visible in the UI.
+
+    Raises:
+        ConfigError: a setting is invalid or the ``preflight`` task found something to fix
+            (nothing moved; the failure report is still published). Any other exception after
+            the batch opened: the batch is rolled back unless its load committed; the exception
+            carries ``sales_etl_failure`` (batch id, rolled back or not) for the CLI.
     """
-    settings = Settings().with_overrides(
-        landing=landing,
-        marts=marts,
-        database_url=database_url,
-        spark_master=spark_master,
-        incentive_scope=incentive_scope,
-        max_bad_row_fraction=max_bad_row_fraction,
-    )
     logger = get_run_logger()
     run_id = uuid.uuid4().hex
     clock = StageClock()
-    with clock.stage("open pipeline"):
-        open_pipeline(settings, run_id)
-    engine = make_engine(settings.database_url)
-    # Keep one pooled connection for the journal: if the database later refuses new
-    # connections (max_connections, a failover in progress), the failure handler can still
-    # roll the batch back and mark its files FAILED over this one.
-    with engine.connect():
-        pass
+    settings: Settings | None = None
+    try:
+        settings = Settings().with_overrides(
+            landing=landing,
+            marts=marts,
+            database_url=database_url,
+            spark_master=spark_master,
+            incentive_scope=incentive_scope,
+            max_bad_row_fraction=max_bad_row_fraction,
+        )
+        with clock.stage("preflight"):  # before any file moves and before Spark starts
+            preflight(settings)
+        with clock.stage("open pipeline"):
+            open_pipeline(settings, run_id)
+        engine = make_engine(settings.database_url)
+        # Keep one pooled connection for the journal: if the database later refuses new
+        # connections (max_connections, a failover in progress), the failure handler can
+        # still roll the batch back and mark its files FAILED over this one.
+        with engine.connect():
+            pass
+    except Exception as exc:
+        # Failed before a batch was opened (bad setting, preflight, lock held): nothing was
+        # moved, but the run still leaves its report in the UI.
+        _mark_failure(exc, batch_id=None, rolled_back=None)
+        publish_failure_artifacts(settings, exc, batch_id=None)
+        raise
     batch_id: str | None = None
     plans: list[dict[str, Any]] = []
     try:
@@ -140,9 +158,11 @@ def sales_etl_flow(
         publish_run_artifacts(summary, settings)  # the run's report in the UI
         return summary
     except BaseException as exc:
+        rolled_back = None
         if batch_id is not None:
-            _undo_uncommitted(settings, engine, run_id, batch_id, exc)
+            rolled_back = _undo_uncommitted(settings, engine, run_id, batch_id, exc)
         if isinstance(exc, Exception):  # not on cancellation / interpreter exit
+            _mark_failure(exc, batch_id=batch_id, rolled_back=rolled_back)
             publish_failure_artifacts(settings, exc, batch_id=batch_id, plans=plans)
         raise
     finally:
@@ -153,14 +173,16 @@ def sales_etl_flow(
 
 def _undo_uncommitted(
     settings: Settings, engine: Engine, run_id: str, batch_id: str, exc: BaseException
-) -> None:
+) -> bool | None:
     """After a failure: roll back a run whose load did not commit, so a retry starts clean.
 
-    If this cleanup fails too (the database is still down), the next run's recovery does it.
+    Returns True when the batch was rolled back now, False when its load had committed (the
+    next run finishes the archive moves), None when the rollback itself failed (the database is
+    still down): then the next run's recovery does it.
     """
     try:
         if run_status(engine, run_id) == RUN_LOADED:
-            return  # committed: the next run only finishes the archive moves
+            return False  # committed: the next run only finishes the archive moves
         abandon_run(
             engine,
             open_store(settings.landing),
@@ -169,11 +191,36 @@ def _undo_uncommitted(
             batch_id,
             f"{type(exc).__name__}: {str(exc)[:1000]}",
         )
+        return True
     except Exception as cleanup_error:
         get_run_logger().error(
             "could not roll back batch %s now (%s); the next run will",
             batch_id,
             type(cleanup_error).__name__,
+        )
+        return None
+
+
+#: Attribute a failed run sets on its exception, read by ``sales-etl run --json``.
+FAILURE_ATTRIBUTE = "sales_etl_failure"
+
+
+def _mark_failure(exc: BaseException, *, batch_id: str | None, rolled_back: bool | None) -> None:
+    """Note on ``exc`` what happened to the batch (the CLI reports it; Prefect re-raises the
+    same exception object in the calling process)."""
+    if batch_id is None:
+        outcome = "failed before it opened a batch: no file was moved"
+    elif rolled_back:
+        outcome = "batch rolled back: its accepted files stay in to_process/"
+    elif rolled_back is False:
+        outcome = "batch committed; the next run finishes archiving its files"
+    else:
+        outcome = "batch not rolled back yet (database unreachable): the next run does it"
+    with contextlib.suppress(AttributeError, TypeError):  # some built-in exceptions refuse
+        setattr(
+            exc,
+            FAILURE_ATTRIBUTE,
+            {"batch_id": batch_id, "rolled_back": rolled_back, "outcome": outcome},
         )
 
 

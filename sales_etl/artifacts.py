@@ -190,7 +190,9 @@ def _plan_files(plans: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 # --- markdown ------------------------------------------------------------------------------------
 
 
-def _settings_lines(settings: Settings) -> list[str]:
+def _settings_lines(settings: Settings | None) -> list[str]:
+    if settings is None:  # the settings themselves were invalid: the error above says which
+        return ["## Settings", "", "The settings could not be read (see the error above)."]
     return [
         "## Settings",
         "",
@@ -279,13 +281,16 @@ def summary_markdown(summary: Mapping[str, Any], settings: Settings) -> str:
 
 
 def failure_markdown(
-    settings: Settings,
+    settings: Settings | None,
     error: BaseException | str,
     *,
     batch_id: str | None,
     plans: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The report of a failed run: the error, and where its files are."""
+    """The report of a failed run: the error, and where its files are.
+
+    ``settings`` is None when the run failed reading its settings.
+    """
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     text = scrub(text, settings)
     if len(text) > ERROR_CHARS:
@@ -368,13 +373,17 @@ def publish_run_artifacts(summary: Mapping[str, Any], settings: Settings) -> lis
 
 
 def publish_failure_artifacts(
-    settings: Settings,
+    settings: Settings | None,
     error: BaseException | str,
     *,
     batch_id: str | None,
     plans: Sequence[Mapping[str, Any]] = (),
 ) -> list[str]:
-    """Publish the report of a failed run; returns the keys published (empty on error)."""
+    """Publish the report of a failed run; returns the keys published (empty on error).
+
+    Also for a run that failed before its batch opened (``batch_id`` None), even before its
+    settings could be read (``settings`` None).
+    """
     try:
         return _publish(
             failure_markdown(settings, error, batch_id=batch_id, plans=plans),

@@ -1,19 +1,38 @@
 """The ``sales-etl`` command line (README "Command line").
 
 Heavy imports (Prefect, Spark, pandas) happen inside the commands, so ``--help`` is instant.
+
+Errors: a :class:`~sales_etl.errors.UserError` (a setting, path, database, table or input file
+the user must fix) is printed as ``sales-etl <command>: <message>`` plus ``hint: ...`` on
+stderr, exit 2; anything else as one line, exit 1. ``--debug`` (or ``SALES_ETL_DEBUG=1``) adds
+the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from sales_etl.settings import Settings
+from sales_etl.errors import InputError, UserError, one_line
+from sales_etl.settings import ENV_PREFIX, Settings
+
+#: Environment variable that turns ``--debug`` on (tracebacks on errors).
+DEBUG_ENV = "SALES_ETL_DEBUG"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line plus a hint (not the whole usage text)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\nhint: see {self.prog} --help\n")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -27,30 +46,108 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def _setting_help(name: str, what: str | None = None) -> str:
+    """Help text of a settings flag: what it does, its variable and its default (one source)."""
+    field = Settings.model_fields[name]
+    text = f"{what or field.description} (env {ENV_PREFIX}{name.upper()}; default {field.default})"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
 def _add_common(parser: argparse.ArgumentParser, *, storage: bool = True) -> None:
-    parser.add_argument("--database-url", help="SQLAlchemy URL (env SALES_ETL_DATABASE_URL)")
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help=_setting_help(
+            "database_url",
+            "SQLAlchemy URL of the database; a relative sqlite:/// path is relative to the "
+            "working directory",
+        ),
+    )
     if storage:
-        parser.add_argument("--landing", help="landing zone: path or s3://bucket/prefix")
-        parser.add_argument("--marts", help="marts root: path or s3://bucket/prefix")
-        parser.add_argument("--spark-master", help="Spark master URL (default local[*])")
-        parser.add_argument("--incentive-scope", choices=["company", "store"])
+        parser.add_argument("--landing", metavar="PATH_OR_S3_URL", help=_setting_help("landing"))
+        parser.add_argument("--marts", metavar="PATH_OR_S3_URL", help=_setting_help("marts"))
+        parser.add_argument("--spark-master", metavar="URL", help=_setting_help("spark_master"))
+        parser.add_argument(
+            "--incentive-scope",
+            choices=["company", "store"],
+            help=_setting_help("incentive_scope"),
+        )
         parser.add_argument(
             "--max-bad-row-fraction",
-            type=float,
-            help="hold a file whole in error_files/too_many_bad_rows/ when more than this share "
-            "of its rows is bad (env SALES_ETL_MAX_BAD_ROW_FRACTION, default 0.5; 1.0 = off)",
+            type=_fraction,
+            metavar="FRACTION",
+            help=_setting_help("max_bad_row_fraction"),
         )
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """argparse type: a number between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
+def _iso_date(text: str) -> str:
+    """argparse type: a real date written YYYY-MM-DD."""
+    try:
+        if len(text) != 10:
+            raise ValueError
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+    return text
+
+
+def _print_locations(settings: Settings, *, storage: bool = True) -> None:
+    """What the command works on: absolute local paths, the database with its password masked."""
+    for name, value in _locations(settings, storage=storage).items():
+        print(f"{name + ':':<10}{value}")
+
+
+def _locations(settings: Settings, *, storage: bool = True) -> dict[str, str]:
+    from sales_etl.db.engine import database_location
+
+    shown: dict[str, str] = {}
+    if storage:
+        for name in ("landing", "marts"):
+            url: str = getattr(settings, name)
+            shown[name] = url if "://" in url else str(Path(url).expanduser().resolve())
+    shown["database"] = database_location(settings.database_url)
+    return shown
 
 
 def cmd_init_db(args: argparse.Namespace) -> int:
     """Create every table the product uses if missing."""
     from sales_etl.db.engine import init_db, make_engine
-    from sales_etl.secrets import redact_url
+    from sales_etl.preflight import DATABASE_CHECKS, run_preflight
 
     settings = _settings(args)
+    _print_locations(settings, storage=False)
+    run_preflight(settings, DATABASE_CHECKS, sqlite_must_exist=False)
     engine = make_engine(settings.database_url)
-    outcomes = init_db(engine)
-    print(f"database {redact_url(settings.database_url)}:")
+    try:
+        outcomes = init_db(engine)
+    finally:
+        engine.dispose()
     for table, outcome in outcomes.items():  # existing tables (e.g. the tutorial's) are kept
         print(f"  {table}: {outcome}")
     return 0
@@ -58,13 +155,32 @@ def cmd_init_db(args: argparse.Namespace) -> int:
 
 def cmd_load_dimensions(args: argparse.Namespace) -> int:
     """Load customer/store/sales_team/product CSVs (insert or update by primary key)."""
-    from sales_etl.db.dimensions import load_dimensions
+    from sales_etl.db.dimensions import DimensionLoadError, load_dimensions
     from sales_etl.db.engine import init_db, make_engine
+    from sales_etl.preflight import DATABASE_CHECKS, run_preflight
 
+    folder = Path(args.directory).expanduser().resolve()
+    if not folder.is_dir():
+        raise InputError(
+            f"dimension folder {folder} "
+            + ("is not a folder" if folder.exists() else "does not exist"),
+            hint="give the folder holding customer.csv, store.csv, sales_team.csv, product.csv",
+        )
     settings = _settings(args)
+    _print_locations(settings, storage=False)
+    run_preflight(settings, DATABASE_CHECKS, sqlite_must_exist=False)
     engine = make_engine(settings.database_url)
-    init_db(engine)
-    counts = load_dimensions(engine, args.directory)
+    try:
+        init_db(engine)
+        counts = load_dimensions(engine, folder)
+    except DimensionLoadError as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise InputError(
+            f"{folder}: {exc}", hint="fix the file and run load-dimensions again"
+        ) from exc
+    finally:
+        engine.dispose()
     for table, count in counts.items():
         print(f"{table}: {count} row(s) loaded")
     return 0
@@ -77,6 +193,12 @@ def run_flow(settings: Settings) -> dict[str, Any]:
     parameters: parameters are stored by the Prefect server and shown in its UI, and the
     database URL may hold a password.
     """
+    from sales_etl.preflight import run_preflight
+
+    # Here first, before Prefect and Spark are even imported (seconds on a busy host) and before
+    # Prefect's temporary server and the JVM start. The flow checks again as its first task.
+    run_preflight(settings)
+
     from sales_etl.flows.sales_flow import sales_etl_flow
     from sales_etl.layout import TO_PROCESS
     from sales_etl.spark import start_spark_in_background
@@ -92,20 +214,48 @@ def run_flow(settings: Settings) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """One run of the flow; exit 0 when it completed (rejections are a normal outcome)."""
+    """One run of the flow; exit 0 when it completed (rejections are a normal outcome).
+
+    A failure is raised to :func:`main` (one or two lines on stderr); with ``--json`` a JSON
+    object ``{"status": "failed", "error", "hint", "exit_code", "batch_id", "rolled_back",
+    "outcome", "landing", "marts", "database"}`` is printed on stdout first.
+    """
     from sales_etl.summary import format_summary
 
-    settings = _settings(args)
+    settings: Settings | None = None
     try:
+        settings = _settings(args)
+        if not args.json:
+            _print_locations(settings)
         summary = run_flow(settings)
-    except Exception as exc:  # the flow already logged the traceback
-        print(f"sales-etl run FAILED: {type(exc).__name__}: {str(exc)[:500]}", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        if args.json:
+            print(json.dumps(_failure_json(exc, settings), indent=2))
+        raise
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(format_summary(summary))
     return 0
+
+
+def _failure_json(exc: Exception, settings: Settings | None) -> dict[str, Any]:
+    """``run --json`` on failure: what went wrong and what happened to the batch."""
+    # The flow notes the batch's fate on its exception (flows/sales_flow.py, FAILURE_ATTRIBUTE).
+    fate = getattr(exc, "sales_etl_failure", None) or {}
+    user = isinstance(exc, UserError)
+    if user and not fate:  # refused before the flow started (settings, preflight)
+        fate = {"batch_id": None, "rolled_back": None, "outcome": "nothing was moved"}
+    return {
+        "status": "failed",
+        "error": exc.message if isinstance(exc, UserError) else _one_line(exc, settings),
+        "hint": exc.hint if isinstance(exc, UserError) else None,
+        "exit_code": exc.exit_code if isinstance(exc, UserError) else 1,
+        "batch_id": fate.get("batch_id"),
+        "rolled_back": fate.get("rolled_back"),
+        "outcome": fate.get("outcome"),
+        **(_locations(settings) if settings is not None else {}),
+    }
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -160,17 +310,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Sample data + SQLite + one run of the flow, on the configured (default: local) settings."""
     from sales_etl.db.dimensions import load_dimensions
     from sales_etl.db.engine import init_db, make_engine
+    from sales_etl.errors import ConfigError
     from sales_etl.generate import generate_dataset
-    from sales_etl.secrets import redact_url
+    from sales_etl.settings import setting_label
     from sales_etl.summary import format_summary
 
     settings = _settings(args)
-    if settings.landing.startswith("s3://"):
-        print(
-            "demo copies sample files into a local landing folder; use a local --landing",
-            file=sys.stderr,
+    if settings.landing.startswith(("s3://", "s3a://")):
+        raise ConfigError(
+            f"{setting_label('landing')}: demo copies sample files into a local landing folder, "
+            f"not {settings.landing}",
+            hint="use a local --landing (sales-etl run works on S3)",
         )
-        return 2
     landing = Path(settings.landing).resolve()
     samples = landing.parent / "samples"
     data = generate_dataset(
@@ -199,77 +350,186 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(format_summary(summary))
     print()
-    print(f"marts:    {settings.marts}")
-    print(
-        f"database: {redact_url(settings.database_url)} (customer_monthly_purchase, sales_team_incentive)"
-    )
+    shown = _locations(settings)
+    print(f"marts:    {shown['marts']}")
+    print(f"database: {shown['database']} (customer_monthly_purchase, sales_team_incentive)")
     print(f"archive:  {landing / 'processed'}   rejects: {landing / 'error_files'}")
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sales-etl")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    parser = argparse.ArgumentParser(
-        prog="sales-etl", description="Sales CSV files -> data marts and reporting tables."
+    parser = _Parser(
+        prog="sales-etl",
+        description="Sales CSV files -> data marts and reporting tables.",
+        epilog="Exit codes: 0 done, 1 the run failed, 2 a setting, path, database, table or "
+        f"input file must be fixed. --debug or {DEBUG_ENV}=1 shows tracebacks.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the traceback of an error (env {DEBUG_ENV}=1; default off)",
+    )
+    # Also accepted after the command (sales-etl run --debug); SUPPRESS keeps the global value.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="sample data + SQLite + one run of the flow, under ./data")
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], int]):
+        cmd = sub.add_parser(name, help=help_text, description=help_text, parents=[debug])
+        cmd.set_defaults(func=func)
+        return cmd
+
+    demo = command("demo", "sample data + SQLite + one run of the flow, under ./data", cmd_demo)
     _add_common(demo)
-    demo.add_argument("--rows", type=int, default=2000)
-    demo.add_argument("--seed", type=int, default=7)
-    demo.set_defaults(func=cmd_demo)
+    demo.add_argument(
+        "--rows", type=_count(1), default=2000, help="sales rows to generate (default 2000)"
+    )
+    demo.add_argument(
+        "--seed", type=int, default=7, help="random seed of the sample data (default 7)"
+    )
 
-    init = sub.add_parser("init-db", help="create every table if missing")
+    init = command("init-db", "create every table if missing", cmd_init_db)
     _add_common(init, storage=False)
-    init.set_defaults(func=cmd_init_db)
 
-    dims = sub.add_parser("load-dimensions", help="load customer/store/sales_team/product CSVs")
-    dims.add_argument("directory")
+    dims = command(
+        "load-dimensions",
+        "load customer/store/sales_team/product CSVs (insert or update by primary key)",
+        cmd_load_dimensions,
+    )
+    dims.add_argument(
+        "directory", help="folder holding customer.csv, store.csv, sales_team.csv, product.csv"
+    )
     _add_common(dims, storage=False)
-    dims.set_defaults(func=cmd_load_dimensions)
 
-    run = sub.add_parser("run", help="one run of the flow with the configured settings")
+    run = command("run", "one run of the flow with the configured settings", cmd_run)
     _add_common(run)
-    run.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run.set_defaults(func=cmd_run)
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary (or, on failure, the error) as a JSON object (default: text)",
+    )
 
-    plugins = sub.add_parser("plugins", help="list the validator plugins a run would load")
+    plugins = command("plugins", "list the validator plugins a run would load", cmd_plugins)
+    plugins.add_argument("--plugins-dir", metavar="DIR", help=_setting_help("plugins_dir"))
     plugins.add_argument(
-        "--plugins-dir", help="folder of plugin .py files (env SALES_ETL_PLUGINS_DIR)"
+        "--disable-plugins", metavar="NAMES", help=_setting_help("disable_plugins")
     )
     plugins.add_argument(
-        "--disable-plugins", help="comma-separated plugin names (env SALES_ETL_DISABLE_PLUGINS)"
+        "--json", action="store_true", help="print the report as JSON (default: a table)"
     )
-    plugins.add_argument("--json", action="store_true", help="print the report as JSON")
-    plugins.set_defaults(func=cmd_plugins)
 
-    gen = sub.add_parser("generate", help="synthetic dimension CSVs and sales files")
-    gen.add_argument("--out", default="./data/generated")
-    gen.add_argument("--rows", type=int, default=10_000)
-    gen.add_argument("--files", type=int, default=4)
-    gen.add_argument("--customers", type=int, default=1000)
-    gen.add_argument("--stores", type=int, default=5)
-    gen.add_argument("--products", type=int, default=50)
-    gen.add_argument("--start", default="2024-01-01", help="first sales date (ISO)")
-    gen.add_argument("--months", type=int, default=1)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--bad-row-fraction", type=float, default=0.0)
-    gen.add_argument("--extra-columns", action="store_true")
-    gen.add_argument("--bad-files", action="store_true")
-    gen.set_defaults(func=cmd_generate)
+    gen = command("generate", "synthetic dimension CSVs and sales files", cmd_generate)
+    gen.add_argument(
+        "--out",
+        default="./data/generated",
+        help="output folder: dimensions/ and sales/ are made in it (default ./data/generated)",
+    )
+    gen.add_argument(
+        "--rows", type=_count(0), default=10_000, help="sales rows in all (default 10000)"
+    )
+    gen.add_argument("--files", type=_count(1), default=4, help="sales files to write (default 4)")
+    gen.add_argument(
+        "--customers", type=_count(1), default=1000, help="rows of customer.csv (default 1000)"
+    )
+    gen.add_argument(
+        "--stores",
+        type=_count(1),
+        default=5,
+        help="rows of store.csv; 4 sales people per store (default 5)",
+    )
+    gen.add_argument(
+        "--products", type=_count(1), default=50, help="rows of product.csv (default 50)"
+    )
+    gen.add_argument(
+        "--start",
+        type=_iso_date,
+        default="2024-01-01",
+        help="first sales date, YYYY-MM-DD (default 2024-01-01)",
+    )
+    gen.add_argument(
+        "--months", type=_count(1), default=1, help="calendar months of sales (default 1)"
+    )
+    gen.add_argument(
+        "--seed", type=int, default=0, help="random seed of the generated data (default 0)"
+    )
+    gen.add_argument(
+        "--bad-row-fraction",
+        type=_fraction,
+        default=0.0,
+        help="share of rows corrupted on purpose, 0 to 1 (default 0)",
+    )
+    gen.add_argument(
+        "--extra-columns",
+        action="store_true",
+        help="add extra columns to the sales files (default: none)",
+    )
+    gen.add_argument(
+        "--bad-files",
+        action="store_true",
+        help="also write files that must be rejected (default: none)",
+    )
     return parser
 
 
+def _debug_requested(args: argparse.Namespace) -> bool:
+    flag = os.environ.get(DEBUG_ENV, "").strip().lower()
+    return bool(getattr(args, "debug", False)) or flag in ("1", "true", "yes", "on")
+
+
+def _one_line(exc: BaseException, settings: Settings | None = None) -> str:
+    """``Type: message`` on one line, credentials scrubbed, at most 500 characters."""
+    from sales_etl.artifacts import scrub
+
+    return one_line(scrub(f"{type(exc).__name__}: {exc}", settings))
+
+
+def _report_error(command: str, exc: BaseException, *, debug: bool) -> int:
+    """Print ``exc`` for a user (stderr); returns the exit code."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    prefix = f"sales-etl {command}"
+    if isinstance(exc, UserError):
+        print(f"{prefix}: {one_line(exc.message, 2000)}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {one_line(exc.hint, 2000)}", file=sys.stderr)
+        return exc.exit_code
+    try:
+        settings: Settings | None = Settings()
+    except Exception:  # invalid settings: scrub what can be scrubbed without them
+        settings = None
+    more = "" if debug else f" (--debug or {DEBUG_ENV}=1 shows the traceback)"
+    print(f"{prefix}: failed: {_one_line(exc, settings)}{more}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``sales-etl`` console script."""
+    """Entry point of the ``sales-etl`` console script; returns the exit code (0, 1 or 2)."""
     # The temporary Prefect server's telemetry write races its own SQLite file at start-up.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Without PREFECT_API_URL each run starts a temporary Prefect server; on a busy host its
     # default start-up budget is too short and the run fails before it begins.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"sales-etl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        return _report_error(args.command, exc, debug=_debug_requested(args))
 
 
 if __name__ == "__main__":

@@ -30,3 +30,9 @@ class ConfigError(UserError):
 
 class InputError(UserError):
     """An input file the user gave (a dimension CSV, a plugin folder) cannot be used (exit 2)."""
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` with every run of whitespace (newlines too) made one space, cut at ``limit``."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

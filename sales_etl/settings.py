@@ -7,18 +7,67 @@ CLI flags and Prefect flow parameters (the last two call :meth:`Settings.with_ov
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sales_etl.errors import ConfigError
+
 IncentiveScope = Literal["company", "store"]
+
+ENV_PREFIX = "SALES_ETL_"
+#: The command-line flag of each setting that has one (README "Configuration").
+CLI_FLAGS = {
+    "landing": "--landing",
+    "marts": "--marts",
+    "database_url": "--database-url",
+    "spark_master": "--spark-master",
+    "incentive_scope": "--incentive-scope",
+    "max_bad_row_fraction": "--max-bad-row-fraction",
+    "plugins_dir": "--plugins-dir",
+    "disable_plugins": "--disable-plugins",
+}
+#: Settings whose value may hold a secret: never echoed in an error.
+_SECRET_SETTINGS = {"database_url"}
+
+
+def setting_label(name: str) -> str:
+    """``"SALES_ETL_LANDING / --landing"``: how a user sets ``name`` (the flag when there is one)."""
+    env = ENV_PREFIX + name.upper()
+    return f"{env} / {CLI_FLAGS[name]}" if name in CLI_FLAGS else env
+
+
+def _shown_value(name: str, value: object) -> str:
+    if name in _SECRET_SETTINGS and isinstance(value, str):
+        from sales_etl.secrets import redact_url
+
+        return repr(redact_url(value))
+    return repr(value)
+
+
+def settings_error(exc: ValidationError) -> ConfigError:
+    """pydantic's report -> one :class:`ConfigError` line naming each bad setting and its value.
+
+    ``SALES_ETL_INCENTIVE_SCOPE=shop`` gives ``SALES_ETL_INCENTIVE_SCOPE / --incentive-scope =
+    'shop': must be 'company' or 'store'``.
+    """
+    problems = []
+    for error in exc.errors(include_url=False):
+        name = str(error["loc"][0]) if error.get("loc") else "?"
+        why = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        why = why.replace("Input should be", "must be")
+        problems.append(f"{setting_label(name)} = {_shown_value(name, error.get('input'))}: {why}")
+    return ConfigError(
+        "invalid setting: " + "; ".join(problems),
+        hint='fix the environment variable or flag; README "Configuration" lists every setting',
+    )
 
 
 class Settings(BaseSettings):
     """Configuration of one pipeline run. See README "Configuration"."""
 
-    model_config = SettingsConfigDict(env_prefix="SALES_ETL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     landing: str = Field("./data/landing", description="Landing zone: a path or s3://bucket/prefix")
     marts: str = Field("./data/marts", description="Data marts root: a path or s3://bucket/prefix")
@@ -75,10 +124,28 @@ class Settings(BaseSettings):
     def _depth_in_any_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    def __init__(self, **values: Any) -> None:
+        """Read defaults, ``SALES_ETL_*`` variables and ``values``.
+
+        Raises:
+            ConfigError: a value is invalid (one line naming the variable, flag and value).
+        """
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise settings_error(exc) from exc
+
     def with_overrides(self, **overrides: object) -> Settings:
-        """Return a copy with the given non-None values replaced (CLI flags, flow parameters)."""
+        """Return a copy with the given non-None values replaced (CLI flags, flow parameters).
+
+        Raises:
+            ConfigError: an override is invalid.
+        """
         clean = {k: v for k, v in overrides.items() if v is not None}
-        return self.model_validate({**self.model_dump(), **clean})
+        try:
+            return self.model_validate({**self.model_dump(), **clean})
+        except ValidationError as exc:
+            raise settings_error(exc) from exc
 
     def redacted(self) -> dict[str, object]:
         """Settings safe to print or log: credentials in URLs are masked."""

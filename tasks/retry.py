@@ -11,6 +11,8 @@ from typing import Any
 
 from prefect.tasks import exponential_backoff
 
+from sales_etl.errors import UserError
+
 TRANSIENT_NAMES = {
     # SQLAlchemy / DB-API (an OperationalError is checked further by _operational_is_transient)
     "OperationalError",
@@ -56,11 +58,17 @@ def _operational_is_transient(exc: BaseException) -> bool:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an exception it wraps) looks like a passing outage."""
+    """Whether ``exc`` (or an exception it wraps) looks like a passing outage.
+
+    A :class:`~sales_etl.errors.UserError` (a wrong setting, an empty dimension table, a bad
+    input file) never is, even when it wraps a connection error: retrying cannot fix it.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, UserError):
+            return False
         name = type(current).__name__
         if name == "OperationalError":
             if _operational_is_transient(current):

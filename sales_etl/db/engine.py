@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from sales_etl.db.schema import metadata
+from sales_etl.errors import ConfigError
+from sales_etl.secrets import redact_url
+from sales_etl.settings import setting_label
+
+DATABASE_SETTING = setting_label("database_url")
+DATABASE_URL_HINT = (
+    "write it as mysql+pymysql://user:password@host:3306/database or sqlite:///path/to/file.db"
+)
 
 #: Run on every new MySQL/MariaDB connection.
 MYSQL_SESSION_SETUP = (
@@ -16,13 +25,64 @@ MYSQL_SESSION_SETUP = (
 )
 
 
+def parse_database_url(database_url: str) -> URL:
+    """``database_url`` as a SQLAlchemy URL.
+
+    Raises:
+        ConfigError: it is not a URL SQLAlchemy can read (names the setting, password masked).
+    """
+    try:
+        return make_url(database_url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"{DATABASE_SETTING}: not a database URL: {redact_url(database_url)}",
+            hint=DATABASE_URL_HINT,
+        ) from exc
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The absolute path of a SQLite database file, or None (another database, ``:memory:``).
+
+    A relative ``sqlite:///data/x.db`` is relative to the current working directory.
+    """
+    url = parse_database_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).expanduser().resolve()
+
+
+def database_location(database_url: str) -> str:
+    """The database as shown to a user: a SQLite file as an absolute ``sqlite:////path``,
+    anything else with its password masked."""
+    try:
+        path = sqlite_file(database_url)
+    except ConfigError:
+        return redact_url(database_url)
+    return f"sqlite:///{path}" if path is not None else redact_url(database_url)
+
+
 def make_engine(database_url: str) -> Engine:
-    """An engine for ``database_url``: SQLite gets its folder and WAL, MySQL strict UTC sessions."""
-    url = make_url(database_url)
+    """An engine for ``database_url``: SQLite gets its folder and WAL, MySQL strict UTC sessions.
+
+    Nothing is connected yet (connections are opened on first use).
+
+    Raises:
+        ConfigError: the URL cannot be read, names an unknown or uninstalled driver
+            (``mysql+pymsql://``), or a SQLite file's folder cannot be created.
+    """
+    url = parse_database_url(database_url)
     kwargs: dict[str, object] = {"future": True, "pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(database_url)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"{DATABASE_SETTING}: cannot create the folder of the SQLite database "
+                    f"{path}: {exc.strerror or type(exc).__name__}",
+                    hint="point the URL at a folder you can write to",
+                ) from exc
         kwargs["connect_args"] = {"timeout": 60}
     elif url.get_backend_name() in ("mysql", "mariadb"):
         query = dict(url.query)
@@ -32,7 +92,20 @@ def make_engine(database_url: str) -> Engine:
         # Same behaviour on every server whatever its my.cnf says: refuse (never truncate or
         # coerce) bad values, and read/write DATETIMEs as UTC.
         kwargs["connect_args"] = {"init_command": MYSQL_SESSION_SETUP}
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except NoSuchModuleError as exc:
+        raise ConfigError(
+            f"{DATABASE_SETTING}: unknown database driver {url.drivername!r} in "
+            f"{redact_url(database_url)}",
+            hint=DATABASE_URL_HINT,
+        ) from exc
+    except ImportError as exc:  # a known dialect whose DB-API module is not installed
+        raise ConfigError(
+            f"{DATABASE_SETTING}: the driver of {url.drivername!r} is not installed "
+            f"(no module {exc.name!r}) for {redact_url(database_url)}",
+            hint="use mysql+pymysql:// (PyMySQL is installed with sales-etl)",
+        ) from exc
     if url.get_backend_name() == "sqlite":
 
         @event.listens_for(engine, "connect")
