@@ -36,3 +36,12 @@ def one_line(text: str, limit: int = 500) -> str:
     """``text`` with every run of whitespace (newlines too) made one space, cut at ``limit``."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+class ServiceUnreachableError(ConfigError):
+    """A configured service (database, object store) did not answer.
+
+    A wrong address and a passing outage look the same from here: the command line refuses at
+    once (exit 2, nothing ran), while the flow's tasks retry it like any outage
+    (:func:`sales_etl.tasks.retry.is_transient` looks through it at the connection error).
+    """

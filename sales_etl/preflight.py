@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sales_etl.errors import ConfigError, one_line
+from sales_etl.errors import ConfigError, ServiceUnreachableError, one_line
 from sales_etl.settings import Settings, setting_label
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def _check_s3_prefix(name: str, url: str, *, list_prefix: bool) -> None:
             endpoint = resolve_s3_connection().endpoint_url or "AWS"
         except Exception:
             endpoint = "AWS"
-        raise ConfigError(
+        raise ServiceUnreachableError(
             f"{setting_label(name)}: cannot use s3://{bucket}/{prefix} at {endpoint}: "
             f"{_s3_problem(exc)}",
             hint=_S3_HINT,
@@ -222,7 +222,7 @@ def check_database(ctx: PreflightContext) -> None:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         engine.dispose()
-        raise ConfigError(
+        raise ServiceUnreachableError(
             f"{DATABASE_SETTING}: cannot connect to {database_location(settings.database_url)}: "
             f"{_driver_message(exc, settings)}",
             hint="check host, port, user, password and database name, and that the server runs",

@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect.tasks import exponential_backoff
 
-from sales_etl.errors import UserError
+from sales_etl.errors import ServiceUnreachableError, UserError
 
 TRANSIENT_NAMES = {
     # SQLAlchemy / DB-API (an OperationalError is checked further by _operational_is_transient)
@@ -61,13 +61,15 @@ def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` (or an exception it wraps) looks like a passing outage.
 
     A :class:`~sales_etl.errors.UserError` (a wrong setting, an empty dimension table, a bad
-    input file) never is, even when it wraps a connection error: retrying cannot fix it.
+    input file) never is: retrying cannot fix it. The exception is
+    :class:`~sales_etl.errors.ServiceUnreachableError`, judged by the error it wraps (a refused
+    connection is retried; a wrong password is not).
     """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, UserError):
+        if isinstance(current, UserError) and not isinstance(current, ServiceUnreachableError):
             return False
         name = type(current).__name__
         if name == "OperationalError":

@@ -444,6 +444,28 @@ def test_a_config_error_is_never_retried_even_around_a_connection_error() -> Non
         assert not is_transient(wrapped)  # ...but not once judged a configuration error
 
 
+def test_an_unreachable_service_is_retried_in_the_flow_only_when_it_looks_like_an_outage() -> None:
+    """The preflight says "cannot connect" in one line; inside a flow its task retries a refused
+    connection (a nightly run waits out a database restart) but not a refused password."""
+    import pymysql
+    from sqlalchemy.exc import OperationalError
+
+    from sales_etl.errors import ServiceUnreachableError
+    from sales_etl.tasks.retry import is_transient
+
+    def judged(driver_error: Exception) -> bool:
+        try:
+            try:
+                raise OperationalError("SELECT 1", {}, driver_error)
+            except OperationalError as exc:
+                raise ServiceUnreachableError("SALES_ETL_DATABASE_URL: cannot connect") from exc
+        except ServiceUnreachableError as wrapped:
+            return is_transient(wrapped)
+
+    assert judged(pymysql.err.OperationalError(2003, "Can't connect to MySQL server"))
+    assert not judged(pymysql.err.OperationalError(1045, "Access denied for user 'etl'"))
+
+
 @pytest.fixture
 def restored_environ() -> Iterator[None]:
     """``sales-etl run`` in-process exports every setting as SALES_ETL_*: undo that after."""
