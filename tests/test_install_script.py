@@ -99,26 +99,26 @@ def dry_run(sandbox: dict[str, object], **extra_env: str) -> subprocess.Complete
     )
 
 
-def test_skips_an_unsupported_python3_and_picks_python3_13(sandbox: dict[str, object]) -> None:
-    old, _ = find_python(10)
-    new, new_version = find_python(13)
-    link(sandbox, "python3", old)
-    link(sandbox, "python3.13", new)
+@pytest.mark.parametrize(
+    ("links", "chosen"),
+    [
+        ({"python3": 10, "python3.13": 13}, "python3.13"),  # an unsupported python3 is passed over
+        ({"python3.13": 13, "python3.11": 11}, "python3.11"),  # 3.11 (what CI runs) comes first
+    ],
+    ids=["skips-unsupported-python3", "prefers-3.11"],
+)
+def test_picks_the_first_supported_interpreter(
+    sandbox: dict[str, object], links: dict[str, int], chosen: str
+) -> None:
+    found = {name: find_python(minor) for name, minor in links.items()}
+    for name, (path, _) in found.items():
+        link(sandbox, name, path)
     proc = dry_run(sandbox)
     assert proc.returncode == 0, proc.stderr
-    assert f"install: Python {new_version} ({new}, from python3.13)" in proc.stdout
+    path, version = found[chosen]
+    assert f"install: Python {version} ({path}, from {chosen})" in proc.stdout
     assert "would (re)create" in proc.stdout
     assert not Path(str(sandbox["venv"])).exists()  # a dry run creates nothing
-
-
-def test_prefers_python3_11_to_python3_13(sandbox: dict[str, object]) -> None:
-    py311, version = find_python(11)
-    py313, _ = find_python(13)
-    link(sandbox, "python3.13", py313)
-    link(sandbox, "python3.11", py311)
-    proc = dry_run(sandbox)
-    assert proc.returncode == 0, proc.stderr
-    assert f"install: Python {version} ({py311}, from python3.11)" in proc.stdout
 
 
 def test_a_venv_made_by_another_interpreter_is_rebuilt_unless_python_names_it(
