@@ -192,7 +192,8 @@ else
 fi
 # Cheap proof the installed package is whole (a lost sub-package fails here, not at the first run).
 # find_spec locates each module without running it (importing the flow would start Prefect: ~10 s).
-if ! "$VENV/bin/python" - <<'PY'; then
+# -I: not the current folder first (from the checkout, ./sales_etl would hide the installed one).
+if ! "$VENV/bin/python" -I - <<'PY'; then
 import importlib.metadata
 import importlib.util
 
