@@ -1,5 +1,7 @@
 # The two commands a new machine needs (README): `make demo` and `make test`.
-.PHONY: install demo test lint
+# `make install` puts the commands in .venv/bin; `. .venv/bin/activate` puts them on PATH.
+# PYTHON=python3.12 make install picks the interpreter (default: python3.11, 3.12, 3.13, python3).
+.PHONY: install demo test lint dist
 
 install:
 	bash scripts/install.sh
@@ -12,3 +14,8 @@ test:
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+# The sdist and wheel into dist/ (what `pip install sales_etl-*.whl` installs elsewhere).
+dist: install
+	.venv/bin/python -m pip install -q build
+	.venv/bin/python -m build --outdir dist .

@@ -29,7 +29,9 @@ fi
 
 if ! command -v mvn >/dev/null 2>&1; then
   echo "fetch-jars: Maven (mvn) not found; installing it from Debian" >&2
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends maven >/dev/null
+  # shellcheck source=scripts/apt.sh
+  source "$ROOT/scripts/apt.sh"
+  apt_install fetch-jars maven
 fi
 
 echo "fetch-jars: pyspark bundles Hadoop $hadoop_version; fetching hadoop-aws $hadoop_version and its AWS SDK bundle into $JARS_DIR"

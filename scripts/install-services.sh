@@ -9,34 +9,29 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${SALES_ETL_VENV:-.venv}"
 
-SUDO=""
-[[ $(id -u) -ne 0 ]] && SUDO="sudo"
-
-apt_updated=0
-apt_install() {
-  if [[ $apt_updated == 0 ]]; then
-    $SUDO apt-get update -qq
-    apt_updated=1
-  fi
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+# shellcheck source=scripts/apt.sh
+source scripts/apt.sh
 
 if ! command -v mariadbd >/dev/null 2>&1 && [[ ! -x /usr/sbin/mariadbd ]]; then
   echo "install-services: installing mariadb-server from Debian (binaries only, no service started)" >&2
+  need_root install-services "sudo bash scripts/install-services.sh"
   # The tests start their own server; keep the package's post-install from starting a system
   # one (Debian's policy-rc.d protocol: exit 101 = "do not start services now").
   added_policy=0
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod 755 /usr/sbin/policy-rc.d
     added_policy=1
   fi
-  apt_install mariadb-server || { [[ $added_policy == 1 ]] && $SUDO rm -f /usr/sbin/policy-rc.d; exit 1; }
-  [[ $added_policy == 1 ]] && $SUDO rm -f /usr/sbin/policy-rc.d
+  apt_install install-services mariadb-server || {
+    [[ $added_policy == 1 ]] && as_root rm -f /usr/sbin/policy-rc.d
+    exit 1
+  }
+  [[ $added_policy == 1 ]] && as_root rm -f /usr/sbin/policy-rc.d
 fi
 if ! command -v mvn >/dev/null 2>&1; then
   echo "install-services: installing Maven from Debian (for scripts/fetch-jars.sh)" >&2
-  apt_install maven
+  apt_install install-services maven
 fi
 
 if [[ ! -x "$VENV/bin/moto_server" ]]; then
