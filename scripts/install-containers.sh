@@ -3,13 +3,13 @@
 # Docker engine; run by `scripts/install.sh --dev` (hence by `make test` and .ci/run). Idempotent:
 # a second run only checks (about a second).
 #   - podman (builds the Dockerfile, runs the image, serves the Docker API), runc, debootstrap
-#     (base images from Debian packages: scripts/build-images.sh), podman-compose (validates
-#     docker-compose.yml), from Debian.
+#     (base images from Debian packages: scripts/build-images.sh), from Debian.
 #   - /etc/containers/containers.conf: runc instead of crun (crun refuses this kind of machine's
 #     hybrid cgroups) and rlimits no higher than the machine's (see ../shared/NOTES.md,
 #     "Containers without a Docker engine").
-#   - prefect-docker in the test venv only (the docker worker of tests/test_container_worker.py);
-#     the image and the product do not need it.
+#   - prefect-docker (the docker worker of tests/test_container_worker.py) and podman-compose
+#     (`podman-compose config` validates docker-compose.yml; Debian 12's 1.0.3 has no `config`),
+#     in the test venv only: the image and the product do not need them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${SALES_ETL_VENV:-.venv}"
@@ -18,14 +18,14 @@ SUDO=""
 [[ $(id -u) -ne 0 ]] && SUDO="sudo -n"
 
 missing=()
-for tool in podman runc debootstrap podman-compose; do
+for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
   echo "install-containers: installing ${missing[*]} from Debian" >&2
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    podman runc debootstrap podman-compose uidmap fuse-overlayfs slirp4netns >/dev/null
+    podman runc debootstrap uidmap fuse-overlayfs slirp4netns >/dev/null
 fi
 
 conf=/etc/containers/containers.conf
@@ -50,8 +50,10 @@ if [[ ! -f "$conf" ]] || [[ "$(cat "$conf")" != "$want" ]]; then
   echo "install-containers: wrote $conf (runtime runc, default ulimits)" >&2
 fi
 
-if [[ -x "$VENV/bin/python" ]] && ! "$VENV/bin/python" -c "import prefect_docker" 2>/dev/null; then
-  echo "install-containers: installing prefect-docker into $VENV (test venv only)" >&2
-  "$VENV/bin/python" -m pip install -q "prefect-docker>=0.6,<0.8"
+# (a dist-info folder, not an import: importing prefect takes ~20 s on a loaded machine)
+if [[ -x "$VENV/bin/python" ]] && { [[ ! -x "$VENV/bin/podman-compose" ]] ||
+  ! compgen -G "$VENV/lib/python3*/site-packages/prefect_docker-*.dist-info" >/dev/null; }; then
+  echo "install-containers: installing prefect-docker and podman-compose into $VENV (test venv only)" >&2
+  "$VENV/bin/python" -m pip install -q "prefect-docker>=0.6,<0.8" "podman-compose>=1.2,<2"
 fi
 echo "install-containers: $(podman --version), $(runc --version | head -1), debootstrap, podman-compose ready"
