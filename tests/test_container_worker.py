@@ -40,19 +40,9 @@ from ops_helpers import (
     sales_bytes,
     wait_for_state,
 )
+from test_deployment import RUN_TIMEOUT, UUID_RE, cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
-
-UUID_RE = re.compile(r"UUID:\s*([0-9a-f-]{36})")
-RUN_TIMEOUT = 900
-
-
-def cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
-    done = subprocess.run(
-        [PREFECT, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
-    assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
 
 
 def test_process_worker_in_the_container_runs_a_deployment_run(tmp_path: Path) -> None:
