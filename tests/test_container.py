@@ -250,6 +250,7 @@ def test_sigterm_mid_run_then_recovery_equals_one_clean_run(
 ) -> None:
     api = prefect_server.api_url
     template = Workspace(tmp_path / "template")
+    template.root.mkdir()
     dims = write_dimensions(tmp_path / "dims")
     loaded = run_cli(
         ["load-dimensions", str(dims)],

@@ -1,7 +1,8 @@
 """The image's recipe, checked without a Docker engine: hadolint, non-root user, no secrets,
-the jar script CI runs and a non-editable install, a build context that has what COPY needs, an entrypoint that
-runs `sales-etl` or any other command (a Prefect docker worker's), and a docker-compose stack
-that agrees with prefect.yaml and pyproject.toml."""
+the jar script CI runs and a non-editable install, a build context that has what COPY needs,
+an entrypoint that runs `sales-etl` or any other command (a Prefect docker worker's), and a
+docker-compose stack that agrees with prefect.yaml and pyproject.toml. The built image itself is
+tested in tests/test_container*.py."""
 
 from __future__ import annotations
 
