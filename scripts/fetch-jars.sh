@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the s3a connector for pyspark into .jars/ (or $SALES_ETL_JARS_DIR): hadoop-aws of the
-# Hadoop version bundled in the installed pyspark wheel, plus its AWS SDK v2 bundle, from Maven
-# Central through Maven (scripts/pom.xml). Idempotent: when the jars for that Hadoop version are
+# Hadoop version bundled in the installed pyspark wheel, plus the AWS SDK v2 modules s3a uses
+# (not the 686 MB SDK bundle), from Maven Central through Maven (scripts/pom.xml). Idempotent: when the jars for that Hadoop version are
 # already there, it only checks. sales_etl.spark.start_spark puts every jar of that folder on
 # Spark's class path. Used by scripts/install-services.sh (tests) and by the Docker image.
 #   scripts/fetch-jars.sh [PYTHON]     PYTHON defaults to .venv/bin/python
@@ -22,8 +22,10 @@ hadoop_version="$(basename "$api_jar" .jar)"
 hadoop_version="${hadoop_version#hadoop-client-api-}"
 
 stamp="$JARS_DIR/.fetched-hadoop-aws-$hadoop_version"
-if [[ -f "$stamp" && -f "$JARS_DIR/hadoop-aws-$hadoop_version.jar" ]] && ls "$JARS_DIR"/bundle-*.jar >/dev/null 2>&1; then
-  echo "fetch-jars: hadoop-aws $hadoop_version and the AWS SDK bundle are in $JARS_DIR"
+# The stamp names the pom's hash too: a changed jar set (scripts/pom.xml) is fetched anew.
+stamp="$stamp-$(sha256sum "$ROOT/scripts/pom.xml" | cut -c1-12)"
+if [[ -f "$stamp" && -f "$JARS_DIR/hadoop-aws-$hadoop_version.jar" ]] && ls "$JARS_DIR"/s3-2.*.jar >/dev/null 2>&1; then
+  echo "fetch-jars: hadoop-aws $hadoop_version and the AWS SDK modules are in $JARS_DIR"
   exit 0
 fi
 
@@ -34,7 +36,7 @@ if ! command -v mvn >/dev/null 2>&1; then
   apt_install fetch-jars maven
 fi
 
-echo "fetch-jars: pyspark bundles Hadoop $hadoop_version; fetching hadoop-aws $hadoop_version and its AWS SDK bundle into $JARS_DIR"
+echo "fetch-jars: pyspark bundles Hadoop $hadoop_version; fetching hadoop-aws $hadoop_version and the AWS SDK modules into $JARS_DIR"
 mkdir -p "$JARS_DIR"
 tmp="$(mktemp -d "$JARS_DIR/.fetch.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -42,9 +44,10 @@ mvn -q -B -Dstyle.color=never -f "$ROOT/scripts/pom.xml" \
   -Dhadoop.version="$hadoop_version" \
   dependency:copy-dependencies \
   -DincludeScope=runtime \
+  -DexcludeGroupIds=io.netty,org.slf4j,org.apache.httpcomponents,commons-codec,commons-logging \
   -DoutputDirectory="$tmp"
-if [[ ! -f "$tmp/hadoop-aws-$hadoop_version.jar" ]] || ! ls "$tmp"/bundle-*.jar >/dev/null 2>&1; then
-  echo "fetch-jars: Maven did not deliver hadoop-aws-$hadoop_version.jar and bundle-*.jar" >&2
+if [[ ! -f "$tmp/hadoop-aws-$hadoop_version.jar" ]] || ! ls "$tmp"/s3-2.*.jar >/dev/null 2>&1; then
+  echo "fetch-jars: Maven did not deliver hadoop-aws-$hadoop_version.jar and s3-2.*.jar" >&2
   exit 1
 fi
 # Replace the folder's jars only once the whole set downloaded (a stale version would clash).
