@@ -41,10 +41,12 @@ from sales_etl.tasks.staging import (
     open_pipeline,
     record_file_rows,
 )
+from sales_etl.termination import fails_on_sigterm
 from sales_etl.timing import StageClock
 
 
 @flow(name="sales-etl", log_prints=False)
+@fails_on_sigterm  # an outside SIGTERM (docker stop) rolls back and ends Failed, not Crashed
 def sales_etl_flow(
     landing: str | None = None,
     marts: str | None = None,
