@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sales_etl.errors import ConfigError, ServiceUnreachableError, one_line
+from sales_etl.layout import ERROR_FILES, PROCESSED, TO_PROCESS
 from sales_etl.settings import Settings, setting_label
 
 if TYPE_CHECKING:
@@ -196,6 +197,13 @@ def check_landing(ctx: PreflightContext) -> None:
         raise ConfigError(f"{label}: landing folder {path} does not exist", hint=hint)
     if not path.is_dir():
         raise ConfigError(f"{label}: landing {path} is not a folder", hint=hint)
+    if path.name in (TO_PROCESS, PROCESSED, ERROR_FILES):
+        # Pointed at a folder inside the landing zone: a run would look for
+        # <it>/to_process/, find nothing and stay green forever.
+        raise ConfigError(
+            f"{label}: {path} is the landing zone's {path.name}/ folder, not the landing zone",
+            hint=f"point it at {path.parent} (the folder that holds to_process/)",
+        )
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise ConfigError(
             f"{label}: landing folder {path} is not readable and writable by this user",

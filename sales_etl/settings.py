@@ -6,6 +6,7 @@ CLI flags and Prefect flow parameters (the last two call :meth:`Settings.with_ov
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -13,6 +14,8 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sales_etl.errors import ConfigError
+
+_JVM_SIZE = re.compile(r"[0-9]+(?:[kmgtp]b?|b)?", re.IGNORECASE)
 
 IncentiveScope = Literal["company", "store"]
 
@@ -75,7 +78,10 @@ class Settings(BaseSettings):
         "sqlite:///./data/sales_etl.db", description="SQLAlchemy URL of the database"
     )
     spark_master: str = Field("local[*]", description="Spark master URL")
-    spark_driver_memory: str = Field("4g", description="spark.driver.memory for local runs")
+    spark_driver_memory: str = Field(
+        "4g",
+        description="spark.driver.memory for local runs, a JVM size such as 4g or 512m",
+    )
     spark_shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions")
     incentive_scope: IncentiveScope = Field(
         "company", description="Rank sales people per month company-wide or per store"
@@ -103,6 +109,12 @@ class Settings(BaseSettings):
         description="Name of a Prefect AwsCredentials block for S3 (else the standard AWS_* "
         "environment variables, profiles and roles are used)",
     )
+    task_retries: int = Field(
+        3, ge=0, description="Retries of every I/O task on an outage (tasks/retry.py)"
+    )
+    retry_delay_seconds: float = Field(
+        2.0, ge=0, description="Base of the exponential back-off between retries, in seconds"
+    )
     lock_ttl_seconds: int = Field(
         6 * 3600, ge=60, description="How long a run's lock is honoured without a heartbeat"
     )
@@ -117,6 +129,15 @@ class Settings(BaseSettings):
             raise ValueError(f"not a decimal fraction: {value!r} (write 1% as 0.01)") from None
         if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
             raise ValueError(f"must be between 0 and 1: {value!r} (write 1% as 0.01)")
+        return value.strip()
+
+    @field_validator("spark_driver_memory")
+    @classmethod
+    def _jvm_size(cls, value: str) -> str:
+        # Spark's own size syntax (JavaUtils.byteStringAs): checked before the JVM starts, which
+        # would otherwise die at launch with "A fatal exception has occurred" naming nothing.
+        if not _JVM_SIZE.fullmatch(value.strip()):
+            raise ValueError(f"not a JVM memory size: {value!r} (write 4g, 512m, 2048m)")
         return value.strip()
 
     @field_validator("validation_depth", mode="before")

@@ -123,6 +123,20 @@ def test_run_on_a_missing_landing_folder(ws: Workspace, env: dict[str, str], tmp
     assert_nothing_moved(before, ws)
 
 
+@pytest.mark.parametrize("inner", ["to_process", "processed", "error_files"])
+def test_run_on_a_folder_inside_the_landing_zone(ws: Workspace, env: dict[str, str], inner: str):
+    """Pointing SALES_ETL_LANDING at to_process/ itself found "nothing to do" and exited 0
+    while files waited: a nightly schedule would stay green forever."""
+    inside = ws.landing / inner
+    inside.mkdir(exist_ok=True)
+    before = snapshot(ws)
+    err = refused(cli(["run", "--landing", str(inside)], env), "run")
+    first, hint = err.strip().splitlines()
+    assert "SALES_ETL_LANDING / --landing" in first and str(inside) in first
+    assert hint == f"hint: point it at {ws.landing} (the folder that holds to_process/)"
+    assert_nothing_moved(before, ws)
+
+
 def test_run_with_an_empty_dimension_table(ws: Workspace, env: dict[str, str]):
     with sqlite3.connect(ws.db) as conn:
         conn.execute("DELETE FROM sales_team")
@@ -172,6 +186,11 @@ def test_run_with_a_marts_folder_whose_parent_is_missing(
         ("SALES_ETL_INCENTIVE_RATE", "1%", ["'1%'", "0.01"]),
         ("SALES_ETL_MAX_BAD_ROW_FRACTION", "2", ["'2'"]),
         ("SALES_ETL_SPARK_SHUFFLE_PARTITIONS", "eight", ["'eight'"]),
+        # Spark would die at JVM launch naming nothing, after files were already routed.
+        ("SALES_ETL_SPARK_DRIVER_MEMORY", "4 GB", ["'4 GB'", "4g"]),
+        # Read by the retry policy when tasks are imported: a ValueError naming nothing before.
+        ("SALES_ETL_TASK_RETRIES", "three", ["'three'"]),
+        ("SALES_ETL_RETRY_DELAY_SECONDS", "abc", ["'abc'"]),
     ],
 )
 def test_run_with_a_bad_setting(
