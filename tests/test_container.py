@@ -173,6 +173,8 @@ class ContainerConfig(Config):
             "SALES_ETL_LANDING": self.landing,
             "SALES_ETL_MARTS": self.marts,
             "SALES_ETL_DATABASE_URL": self.flow_url,
+            # As the in-process scenario (Config.run_flow): the guard off, row outcomes compared.
+            "SALES_ETL_MAX_BAD_ROW_FRACTION": "1.0",
             **{k: os.environ[k] for k in os.environ if k.startswith("AWS_") and "FILE" not in k},
             **SMALL_SPARK,
         }
