@@ -287,12 +287,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List the validator plugins a run would load: name, order, where from, hooks."""
+    from sales_etl.preflight import check_plugins_dir
     from sales_etl.validators.listing import format_plugin_report, plugin_report
     from sales_etl.validators.manager import describe_exception, get_plugin_manager
 
     settings = Settings().with_overrides(
         plugins_dir=args.plugins_dir, disable_plugins=args.disable_plugins
     )
+    check_plugins_dir(
+        settings
+    )  # a missing folder is a setting to fix (exit 2), not a broken plugin
     try:
         pm = get_plugin_manager(settings)
     except Exception as exc:  # a broken plugin: say which, without a traceback

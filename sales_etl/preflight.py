@@ -176,6 +176,11 @@ def check_settings(ctx: PreflightContext) -> None:
             f"{setting_label('spark_master')}: not a Spark master URL: {settings.spark_master!r}",
             hint="use local[*], local[N] or spark://host:7077",
         )
+    check_plugins_dir(settings)
+
+
+def check_plugins_dir(settings: Settings) -> None:
+    """``SALES_ETL_PLUGINS_DIR``, when set, is a folder (``run`` and ``plugins`` both load it)."""
     if settings.plugins_dir and not _local_path(settings.plugins_dir).is_dir():
         raise ConfigError(
             f"{setting_label('plugins_dir')}: {_local_path(settings.plugins_dir)} is not a folder",

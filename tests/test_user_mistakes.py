@@ -313,6 +313,12 @@ def test_generate_refuses_bad_counts_fractions_and_dates(
     assert not out.exists()
 
 
+def test_plugins_with_a_missing_plugins_folder(ws: Workspace, env: dict[str, str], tmp_path: Path):
+    missing = tmp_path / "no-such-plugins"
+    err = refused(cli(["plugins", "--plugins-dir", str(missing)], env), "plugins")
+    assert "SALES_ETL_PLUGINS_DIR / --plugins-dir" in err and str(missing) in err
+
+
 def test_version_is_the_installed_distribution() -> None:
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     done = subprocess.run([SALES_ETL, "--version"], capture_output=True, text=True, timeout=60)
