@@ -53,7 +53,14 @@ pytestmark = pytest.mark.slow
 PROCESS_POOL, DOCKER_POOL = "sales-etl-process", "sales-etl-docker"
 PROCESS_DEPLOYMENT, DOCKER_DEPLOYMENT = "nightly-process", "nightly-docker"
 FLOW_NAME = "sales-etl"
-FLOW_PARAMETERS = {"landing", "marts", "database_url", "spark_master", "incentive_scope"}
+FLOW_PARAMETERS = {
+    "landing",
+    "marts",
+    "database_url",
+    "spark_master",
+    "incentive_scope",
+    "max_bad_row_fraction",
+}
 RUN_TIMEOUT = 900  # seconds; a loaded 2-core machine starts Spark slowly
 ARTIFACTS_DIR = REPO / "test-artifacts"
 UUID_RE = re.compile(r"UUID:\s*([0-9a-f-]{36})")
