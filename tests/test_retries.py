@@ -230,7 +230,7 @@ def test_long_db_outage_fails_cleanly_and_a_retry_of_that_flow_run_succeeds(
 
     # Failed cleanly, with a clear message.
     assert proc.returncode == 1, out + err
-    assert "sales-etl run FAILED: OperationalError" in err
+    assert "sales-etl run: failed: OperationalError" in err
     assert "unable to open database file" in err
     run = flow_run(api_url, flow_run_id)
     assert run["state"]["type"] == "FAILED"
