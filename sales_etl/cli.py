@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sales_etl.errors import InputError, UserError, one_line
-from sales_etl.settings import ENV_PREFIX, Settings
+from sales_etl.settings import CLI_FLAGS, ENV_PREFIX, Settings
 
 #: Environment variable that turns ``--debug`` on (tracebacks on errors).
 DEBUG_ENV = "SALES_ETL_DEBUG"
@@ -36,14 +36,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings().with_overrides(
-        landing=getattr(args, "landing", None),
-        marts=getattr(args, "marts", None),
-        database_url=getattr(args, "database_url", None),
-        spark_master=getattr(args, "spark_master", None),
-        incentive_scope=getattr(args, "incentive_scope", None),
-        max_bad_row_fraction=getattr(args, "max_bad_row_fraction", None),
-    )
+    """Settings with the command's flags applied (the flags are those of ``CLI_FLAGS``)."""
+    return Settings().with_overrides(**{name: getattr(args, name, None) for name in CLI_FLAGS})
 
 
 def _setting_help(name: str, what: str | None = None) -> str:
@@ -291,12 +285,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from sales_etl.validators.listing import format_plugin_report, plugin_report
     from sales_etl.validators.manager import describe_exception, get_plugin_manager
 
-    settings = Settings().with_overrides(
-        plugins_dir=args.plugins_dir, disable_plugins=args.disable_plugins
-    )
-    check_plugins_dir(
-        settings
-    )  # a missing folder is a setting to fix (exit 2), not a broken plugin
+    settings = _settings(args)
+    # A missing folder is a setting to fix (exit 2), not a broken plugin.
+    check_plugins_dir(settings)
     try:
         pm = get_plugin_manager(settings)
     except Exception as exc:  # a broken plugin: say which, without a traceback
