@@ -1,13 +1,19 @@
-"""Named crash points for the exactly-once tests.
+"""Named fault points for the exactly-once tests.
 
 ``SALES_ETL_CRASH_AT=<point>`` makes the process SIGKILL itself when it reaches that point,
 the harshest way a run can die (no ``finally``, no atexit, no flush). Unset in production.
+
+:func:`at_point` lets an in-process test act at a point instead (an uploader replacing a file
+right after validation, a file corrupted before Spark reads it): the race is then reproduced
+at the exact instant, not hoped for with sleeps.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 CRASH_POINTS = (
     "after_validation",
@@ -21,10 +27,34 @@ CRASH_POINTS = (
     "before_staging_complete",
 )
 
+_callbacks: dict[str, list[Callable[[], None]]] = {}
 
-def crash_point(name: str) -> None:
-    """SIGKILL this process if ``SALES_ETL_CRASH_AT`` names ``name`` (test hook)."""
+
+def _known(name: str) -> str:
     if name not in CRASH_POINTS:
         raise ValueError(f"unknown crash point {name!r}")
+    return name
+
+
+@contextmanager
+def at_point(name: str, callback: Callable[[], None]) -> Iterator[None]:
+    """Test hook: call ``callback()`` each time this process reaches point ``name``.
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`CRASH_POINTS`.
+    """
+    callbacks = _callbacks.setdefault(_known(name), [])
+    callbacks.append(callback)
+    try:
+        yield
+    finally:
+        callbacks.remove(callback)
+
+
+def crash_point(name: str) -> None:
+    """Run the :func:`at_point` callbacks of ``name``, then SIGKILL this process if
+    ``SALES_ETL_CRASH_AT`` names it (test hooks; both inert in production)."""
+    for callback in list(_callbacks.get(_known(name), ())):
+        callback()
     if os.environ.get("SALES_ETL_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
