@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from corpus import expected_reason
-from helpers import SALES_COLUMNS, read_table
+from helpers import SALES_COLUMNS
 from test_three_configurations import Config, parquet_rows
 
 from sales_etl.faults import at_point
