@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from corpus import expected_reason
-from helpers import SALES_COLUMNS
+from helpers import SALES_COLUMNS, read_table, sha256_bytes
 from test_three_configurations import Config, parquet_rows
 
 from sales_etl.faults import at_point
@@ -87,23 +87,45 @@ def config(request, tmp_path: Path, spark, prefect_api) -> Config:
     return Config(request.param, tmp_path / request.param.replace("+", "_"), moto=moto)
 
 
-def _timed_run(config: Config) -> tuple[dict[str, Any], float]:
+def _run_beside_good_file(config: Config, name: str, data: bytes, what: str) -> dict[str, Any]:
+    """Send ``data`` as ``to_process/<name>`` beside good.csv; one flow run; its summary."""
+    config.put("to_process/good.csv", _csv(GOOD_ROWS))
+    config.put(f"to_process/{name}", data)
     started = time.monotonic()
     summary = config.run_flow()
-    return summary, time.monotonic() - started
+    print(f"{config.kind}: {what}: run took {time.monotonic() - started:.1f} s")
+    return summary
+
+
+def _check_taken_out(config: Config, summary: dict[str, Any], name: str, category: str) -> str:
+    """good.csv archived, ``name`` in error_files/<category>/ only, staging and summary agree
+    on its one-line reason; returns that reason."""
+    batch = summary["batch_id"]
+    assert set(config.landing_snapshot()) == {
+        f"processed/{batch}/good.csv",
+        f"error_files/{category}/{batch}/{name}",
+    }
+    row = _staging(config)[f"to_process/{name}"]
+    assert (row["status"], row["category"]) == ("REJECTED", category)
+    assert row["reason"] and "\n" not in row["reason"]
+    entry = _summary_entry(summary, f"to_process/{name}")
+    assert (entry["outcome"], entry["reason"]) == (category, row["reason"])
+    assert summary["files_by_outcome"] == {"accepted": 1, category: 1}
+    assert summary["rows_total"] == summary["rows_loaded"] == len(GOOD_ROWS)
+    _check_tables(config, GOOD_ROWS)
+    return row["reason"]
 
 
 def test_an_over_wide_line_is_quarantined_as_malformed_row(config: Config) -> None:
-    good, poison = _csv(GOOD_ROWS), _csv([GOOD_ROWS[0]], WIDE_LINE)
-    config.put("to_process/good.csv", good)
-    config.put("to_process/wide_line.csv", poison)
-    summary, seconds = _timed_run(config)
-    print(f"{config.kind}: over-wide line run took {seconds:.1f} s", summary["stage_details"])
+    poison = _csv([GOOD_ROWS[0]], WIDE_LINE)
+    summary = _run_beside_good_file(config, "wide_line.csv", poison, "over-wide line")
     batch = summary["batch_id"]
 
     # Both files are accepted and archived, each exactly once, bytes unchanged.
-    landing = config.landing_snapshot()
-    assert set(landing) == {f"processed/{batch}/good.csv", f"processed/{batch}/wide_line.csv"}
+    assert config.landing_snapshot() == {
+        f"processed/{batch}/good.csv": sha256_bytes(_csv(GOOD_ROWS)),
+        f"processed/{batch}/wide_line.csv": sha256_bytes(poison),
+    }
     assert summary["files_by_outcome"] == {"accepted": 2}
 
     # The wide line is one quarantined record; its raw text is capped with a note.
@@ -136,25 +158,12 @@ def test_an_over_wide_header_is_bad_schema_before_spark(config: Config) -> None:
     columns = [*SALES_COLUMNS, *(f"x{i}" for i in range(20_500))]
     assert len(columns) == 20_508
     wide = (",".join(columns) + "\n" + ",".join(GOOD_ROWS[0] + [""] * 20_500) + "\n").encode()
-    config.put("to_process/good.csv", _csv(GOOD_ROWS))
-    config.put("to_process/wide_header.csv", wide)
-    summary, seconds = _timed_run(config)
-    print(f"{config.kind}: over-wide header run took {seconds:.1f} s")
-    batch = summary["batch_id"]
-
-    landing = config.landing_snapshot()
-    assert set(landing) == {
-        f"processed/{batch}/good.csv",
-        f"error_files/bad_schema/{batch}/wide_header.csv",
-    }
-    reason = f"header has 20,508 columns, more than the {MAX_COLUMNS:,} Spark's CSV reader accepts"
-    row = _staging(config)["to_process/wide_header.csv"]
-    assert (row["status"], row["category"]) == ("REJECTED", "bad_schema")
-    assert row["reason"].startswith(reason) and "\n" not in row["reason"]
-    entry = _summary_entry(summary, "to_process/wide_header.csv")
-    assert (entry["outcome"], entry["reason"]) == ("bad_schema", row["reason"])
-    assert summary["rows_total"] == summary["rows_loaded"] == len(GOOD_ROWS)
-    _check_tables(config, GOOD_ROWS)
+    summary = _run_beside_good_file(config, "wide_header.csv", wide, "over-wide header")
+    reason = _check_taken_out(config, summary, "wide_header.csv", "bad_schema")
+    assert reason == (
+        f"header has 20,508 columns, more than the {MAX_COLUMNS:,} Spark's CSV reader accepts "
+        "(its maxColumns option)"
+    )
 
 
 def _corrupt_after_validation(config: Config, original: bytes, corrupted: bytes):
@@ -178,29 +187,79 @@ def _corrupt_after_validation(config: Config, original: bytes, corrupted: bytes)
 def test_a_file_spark_fails_on_after_validation_goes_to_unknown(config: Config) -> None:
     original = _csv([POISON_ROW])
     corrupted = original + f"{WIDE_LINE}\n".encode()  # wider than the maxColumns validation set
-    config.put("to_process/good.csv", _csv(GOOD_ROWS))
-    config.put("to_process/poison.csv", original)
     with _corrupt_after_validation(config, original, corrupted):
-        summary, seconds = _timed_run(config)
-    print(f"{config.kind}: Spark failure pinned to one file, run took {seconds:.1f} s")
-    batch = summary["batch_id"]
-
-    landing = config.landing_snapshot()
-    assert set(landing) == {
-        f"processed/{batch}/good.csv",
-        f"error_files/unknown/{batch}/poison.csv",
-    }
-    row = _staging(config)["to_process/poison.csv"]
-    assert (row["status"], row["category"]) == ("REJECTED", "unknown")
-    assert "Index 20480 out of bounds" in row["reason"] and "\n" not in row["reason"]
-    assert row["rows_loaded"] is None  # none were read
-    entry = _summary_entry(summary, "to_process/poison.csv")
-    assert (entry["outcome"], entry["reason"]) == ("unknown", row["reason"])
-    assert summary["files_by_outcome"] == {"accepted": 1, "unknown": 1}
+        summary = _run_beside_good_file(config, "poison.csv", original, "Spark failure pinned")
+    reason = _check_taken_out(config, summary, "poison.csv", "unknown")
+    assert "Index 20480 out of bounds" in reason
+    assert _staging(config)["to_process/poison.csv"]["rows_loaded"] is None  # none were read
     # Nothing of the poison file in any mart; the good file whole.
     assert {r["source_file"] for r in parquet_rows(config.mart_files()["customer_data_mart"])} == {
         "to_process/good.csv"
     }
     assert parquet_rows(config.mart_files()["quarantine"]) == []
-    assert summary["rows_total"] == summary["rows_loaded"] == len(GOOD_ROWS)
-    _check_tables(config, GOOD_ROWS)
+
+
+#: s3a's own retries, cut short for the outage test (the flow's task retries still run).
+_FAST_S3A_FAILURE = {
+    "fs.s3a.retry.limit": "1",
+    "fs.s3a.retry.interval": "100ms",
+    "fs.s3a.attempts.maximum": "1",
+    "fs.s3a.connection.establish.timeout": "2s",
+}
+
+
+def test_a_storage_outage_in_the_spark_stage_fails_the_run_and_holds_nothing(
+    spark, prefect_api, moto_server, tmp_path: Path, monkeypatch
+) -> None:
+    """S3 goes away after validation and the reject moves: the Spark read cannot reach it. That
+    is an outage for the retries, not a poison file: the run fails, no file is held."""
+    from helpers import load_dimension_folder
+    from services import _stop, start_moto_server
+    from test_three_configurations import write_dims
+
+    from sales_etl.flows.sales_flow import sales_etl_flow
+    from sales_etl.storage.s3 import clear_s3_cache
+    from sales_etl.tasks.retry import is_transient
+
+    outage = start_moto_server(tmp_path)  # its own server, so stopping it harms no other test
+    for name, value in {
+        "AWS_ENDPOINT_URL_S3": outage.endpoint,
+        "AWS_ACCESS_KEY_ID": outage.access_key,
+        "AWS_SECRET_ACCESS_KEY": outage.secret_key,
+    }.items():
+        monkeypatch.setenv(name, value)
+    clear_s3_cache()
+    bucket = f"outage-{time.time_ns() % 10**9}"  # a new bucket: s3a makes a new file system
+    outage.client().create_bucket(Bucket=bucket)
+    for name, rows in (("good.csv", GOOD_ROWS), ("other.csv", [POISON_ROW])):
+        outage.client().put_object(Bucket=bucket, Key=f"landing/to_process/{name}", Body=_csv(rows))
+    url = f"sqlite:///{tmp_path / 'etl.db'}"
+    load_dimension_folder(url, write_dims(tmp_path / "dims"))
+    saved = {key: spark.conf.get(key, None) for key in _FAST_S3A_FAILURE}
+    try:
+        for key, value in _FAST_S3A_FAILURE.items():
+            spark.conf.set(key, value)
+        with (
+            at_point("after_reject_moves", lambda: _stop(outage.process)),
+            pytest.raises(Exception) as failure,
+        ):
+            sales_etl_flow(
+                landing=f"s3://{bucket}/landing",
+                marts=f"s3://{bucket}/marts",
+                database_url=url,
+                max_bad_row_fraction=1.0,
+            )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+        _stop(outage.process)
+        clear_s3_cache()
+    assert is_transient(failure.value), str(failure.value)[:2000]
+    staging = read_table(url, "staging_files")
+    assert len(staging) == 2
+    # Neither file was taken out of the batch as a poison file (nor as anything else).
+    assert [(r["category"], r["status"]) for r in staging if r["status"] == "REJECTED"] == []
+    assert all(r["category"] is None for r in staging)
