@@ -23,6 +23,7 @@ Pure orchestration over callables, so it is independent of where the files are r
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -115,8 +116,14 @@ def classify_without_poison_files(
             culprit = _pin(exc, remaining, probe, control, key_of_spark_path)
             if culprit is None or len(remaining) == 1:
                 raise  # nobody to blame, or nothing would be left to load
-            key, failure = culprit
+            key, failure, how = culprit
             held[key] = poison_hold(failure)
+            logging.getLogger(__name__).warning(
+                "the Spark stage failed on %s alone (%s): taking it out of the batch; %s",
+                key,
+                how,
+                held[key]["reason"],
+            )
             remaining = [f for f in remaining if f[0] != key]
 
 
@@ -126,15 +133,16 @@ def _pin(
     probe: Callable[[Sequence[InputFile]], None],
     control: Callable[[Sequence[str]], None],
     key_of_spark_path: Callable[[str], str | None],
-) -> tuple[str, BaseException] | None:
-    """(key, its own error) of one file that fails alone while its control passes, or None."""
+) -> tuple[str, BaseException, str] | None:
+    """(key, its own error, how it was found) of one file that fails alone while its control
+    passes, or None."""
     by_key = {key: (key, header) for key, header in files}
     for path in named_paths(exc):
         key = key_of_spark_path(path)
         if key in by_key:
             failure = _confirmed(by_key[key], probe, control)
             if failure is not None:
-                return key, failure
+                return key, failure, "named by Spark"
     return _bisect(files, probe, control)
 
 
@@ -170,7 +178,7 @@ def _bisect(
     files: Sequence[InputFile],
     probe: Callable[[Sequence[InputFile]], None],
     control: Callable[[Sequence[str]], None],
-) -> tuple[str, BaseException] | None:
+) -> tuple[str, BaseException, str] | None:
     """Halve the failing set until one file is left (log2(n) probes); None if no half fails."""
     suspects = list(files)
     while len(suspects) > 1:
@@ -183,4 +191,4 @@ def _bisect(
         else:
             return None  # fails only together: not one file's fault
     failure = _confirmed(suspects[0], probe, control)
-    return None if failure is None else (suspects[0][0], failure)
+    return None if failure is None else (suspects[0][0], failure, "found by bisection")
