@@ -104,7 +104,7 @@ def max_columns_option(line_fields: Iterable[int]) -> int:
     and fail the whole read; covered, it parses and is quarantined as ``malformed_row``.
     Validation rejects files past ``MAX_RECORD_FIELDS``, which bounds this value.
     """
-    return max(SPARK_CSV_MAX_COLUMNS, *(n + 1 for n in line_fields))
+    return max([SPARK_CSV_MAX_COLUMNS, *(n + 1 for n in line_fields)])
 
 
 def read_accepted_files(
