@@ -123,14 +123,15 @@ def sales_etl_flow(
         with clock.stage("route rejected files"):
             route_rejected_files(settings, run_id)
         accepted = [(p["key"], p["header"]) for p in plans if p["accepted"]]
+        line_fields = {p["key"]: p.get("max_line_fields", 0) for p in plans if p["accepted"]}
         stats = reporting = None
         if accepted:
             try:
                 with clock.stage("spark start"):
                     start_spark(settings)
                 with clock.stage("marts (spark)"):
-                    stats = build_marts(settings, batch_id, accepted)
-                if stats["held"]:  # too many bad rows: out of the batch, whole
+                    stats = build_marts(settings, batch_id, accepted, line_fields)
+                if stats["held"]:  # too many bad rows, or Spark failed on it: out, whole
                     with clock.stage("hold files"):
                         hold_files(settings, run_id, batch_id, stats["held"])
                     plans = apply_holds(plans, stats["held"])

@@ -45,6 +45,8 @@ class FilePlan:
     plugin: str | None = None
     header: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
+    #: IncomingFile.max_line_fields: sets the Spark read's maxColumns (tasks.marts).
+    max_line_fields: int = 0
 
     def staged(self) -> StagedFile:
         """The staging-table view of this decision."""
@@ -134,6 +136,7 @@ def plan_files(
                 plugin=verdict.plugin,
                 header=list(verdict.header or []),
                 extra_columns=list(verdict.extra_columns or []),
+                max_line_fields=incoming.max_line_fields,
             )
         )
     _mark_duplicates(plans, completed_checksums(engine, [p.checksum for p in plans if p.accepted]))

@@ -7,6 +7,8 @@ therefore be removed from the marts exactly (:func:`rollback_batch`), and one th
 
 from __future__ import annotations
 
+import csv
+import io
 import posixpath
 import re
 from collections import Counter, defaultdict
@@ -37,9 +39,11 @@ from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
 from sales_etl.tasks.dimensions import run_dimensions
+from sales_etl.tasks.poison import InputFile, classify_without_poison_files
 from sales_etl.tasks.retry import retry_options
 from sales_etl.tasks.transform import (
     CORRUPT_COLUMN,
+    Dimensions,
     classify_sales,
     customer_mart,
     normalise_raw_columns,
@@ -50,7 +54,7 @@ from sales_etl.tasks.transform import (
     with_source_file,
 )
 from sales_etl.timing import StageClock
-from sales_etl.validators.model import TOO_MANY_BAD_ROWS
+from sales_etl.validators.model import SPARK_CSV_MAX_COLUMNS, TOO_MANY_BAD_ROWS
 from sales_etl.validators.schemas import validate_mart_frame
 
 _HADOOP_PLAIN = re.compile(r"[A-Za-z0-9._/ -]+")
@@ -92,16 +96,40 @@ class BatchStats:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
+def max_columns_option(line_fields: Iterable[int]) -> int:
+    """Spark's ``maxColumns`` for one read: its default, or more to cover the widest line.
+
+    ``line_fields``: the files' ``max_line_fields`` (validation's scan; 0 = every line fits).
+    A line wider than the default would make univocity throw ("Index 20480 out of bounds")
+    and fail the whole read; covered, it parses and is quarantined as ``malformed_row``.
+    Validation rejects files past ``MAX_RECORD_FIELDS``, which bounds this value.
+    """
+    return max([SPARK_CSV_MAX_COLUMNS, *(n + 1 for n in line_fields)])
+
+
 def read_accepted_files(
-    spark: SparkSession, store: ObjectStore, files: Sequence[tuple[str, Sequence[str]]]
+    spark: SparkSession,
+    store: ObjectStore,
+    files: Sequence[tuple[str, Sequence[str]]],
+    line_fields: Mapping[str, int] | None = None,
 ) -> DataFrame:
-    """One Spark read per distinct header (usually one), projected to a common raw shape."""
+    """One Spark read per distinct header (usually one), projected to a common raw shape.
+
+    ``line_fields``: key -> the file's ``max_line_fields`` (missing: 0); each read's
+    ``maxColumns`` covers its files (:func:`max_columns_option`).
+    """
+    line_fields = line_fields or {}
     groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    widths: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for key, header in files:
         groups[tuple(header)].append(store.spark_path(key))
+        widths[tuple(header)].append(line_fields.get(key, 0))
     frames = [
         normalise_raw_columns(
-            spark.read.options(**CSV_OPTIONS).schema(raw_sales_schema(header)).csv(paths),
+            spark.read.options(**CSV_OPTIONS)
+            .option("maxColumns", str(max_columns_option(widths[header])))
+            .schema(raw_sales_schema(header))
+            .csv(paths),
             header,
         )
         for header, paths in groups.items()
@@ -260,14 +288,20 @@ def _write(
 
 
 def build_batch_marts(
-    settings: Settings, batch_id: str, files: Sequence[tuple[str, Sequence[str]]]
+    settings: Settings,
+    batch_id: str,
+    files: Sequence[tuple[str, Sequence[str]]],
+    line_fields: Mapping[str, int] | None = None,
 ) -> BatchStats:
     """Read, judge, enrich and write one batch's marts into its scratch folder.
 
     Spark jobs: (1) the one scan of the CSV bytes -> the slim classified Parquet (typed sale,
     reason, raw strings of rejected rows only); (2) row counts from it; (3)-(5) the customer
     mart, the sales-team mart and the quarantine from it, dimension attributes joined by
-    broadcast. Nothing but the counts reaches the driver.
+    broadcast. Nothing but the counts reaches the driver. ``line_fields``: key -> the file's
+    ``max_line_fields`` from validation (sets ``maxColumns``, :func:`max_columns_option`).
+    A file that makes the scan fail on its own is taken out and returned in ``held``
+    (``error_files/unknown/``, :func:`classify_accepted_files`).
     """
     spark = active_spark()
     clock = StageClock()
@@ -276,20 +310,22 @@ def build_batch_marts(
         dims = run_dimensions(spark, settings.database_url)
     with clock.stage("list inputs"):
         readable, aliases = hadoop_safe_inputs(landing, batch_id, files)
-        raw = read_accepted_files(spark, landing, readable)
+        widths = {k: (line_fields or {}).get(aliases.get(k, k), 0) for k, _ in readable}
     classified_key = incoming_prefix(batch_id, CLASSIFIED)
     with clock.stage("scan csv, classify (one pass)"):
-        _write(classify_sales(raw, dims, batch_id), marts, classified_key, ())
+        _, poison = classify_accepted_files(spark, landing, marts, dims, batch_id, readable, widths)
+    poison = {aliases.get(k, k): hold for k, hold in poison.items()}
     classified = spark.read.parquet(marts.spark_path(classified_key))
     with clock.stage("row counts"):
         stats, mapping = _collect_stats(
             spark,
             classified,
             landing,
-            {k for k, _ in files},
+            {k for k, _ in files} - set(poison),
             aliases,
             settings.max_bad_row_fraction,
         )
+    stats.held.update(poison)  # no row of theirs was written: nothing to filter out
     classified = with_source_file(classified, mapping)
     if stats.held:
         # A held file is decided from the counts above, before any mart is written, and its
@@ -330,16 +366,59 @@ def build_batch_marts(
     return stats
 
 
+def classify_accepted_files(
+    spark: SparkSession,
+    landing: ObjectStore,
+    marts: ObjectStore,
+    dims: Dimensions,
+    batch_id: str,
+    files: Sequence[InputFile],
+    line_fields: Mapping[str, int],
+) -> tuple[list[InputFile], dict[str, dict[str, Any]]]:
+    """The scan of the CSV bytes -> the batch's classified Parquet, without poison files.
+
+    ``files``: the ``(key, header)`` Spark reads (keys of ``landing``); ``line_fields``: their
+    ``max_line_fields``. Returns the files written and key -> hold record of each file the
+    scan failed on alone (:func:`sales_etl.tasks.poison.classify_without_poison_files`: named
+    by Spark or bisected, confirmed alone against a header-only control; never a transient
+    fault). Probes discard their output (Spark's ``noop`` sink); the control file lives in the
+    batch's scratch folder of ``marts``.
+    """
+    classified_key = incoming_prefix(batch_id, CLASSIFIED)
+
+    def classified(some: Sequence[InputFile], store: ObjectStore = landing) -> DataFrame:
+        return classify_sales(read_accepted_files(spark, store, some, line_fields), dims, batch_id)
+
+    def run(some: Sequence[InputFile]) -> None:
+        _write(classified(some), marts, classified_key, ())
+
+    def probe(some: Sequence[InputFile]) -> None:
+        classified(some).write.format("noop").mode("overwrite").save()
+
+    def control(header: Sequence[str]) -> None:
+        key = incoming_prefix(batch_id, "probe/control.csv")
+        text = io.StringIO(newline="")
+        csv.writer(text, lineterminator="\n").writerow(header)
+        marts.write_bytes(key, text.getvalue().encode("utf-8"))
+        probe_store_file = [(key, header)]
+        classified(probe_store_file, marts).write.format("noop").mode("overwrite").save()
+
+    return classify_without_poison_files(files, run, probe, control, landing.key_from_spark_path)
+
+
 @task(name="build-marts", cache_policy=NO_CACHE, **retry_options())
 def build_marts(
-    settings: Settings, batch_id: str, files: list[tuple[str, list[str]]]
+    settings: Settings,
+    batch_id: str,
+    files: list[tuple[str, list[str]]],
+    line_fields: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Spark: one scan of the accepted files -> quarantine + both marts (scratch folder).
 
     Returns :class:`BatchStats` as a dict; files in its ``held`` have no row in any mart.
     """
     logger = get_run_logger()
-    stats = build_batch_marts(settings, batch_id, files)
+    stats = build_batch_marts(settings, batch_id, files, line_fields)
     logger.info(
         "batch %s: %d rows read, %d loaded, %d quarantined, months %s; %d file(s) to hold",
         batch_id,

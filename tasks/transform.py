@@ -6,7 +6,8 @@ in-memory frames (tests/test_transform.py).
 Row rules (DESIGN.md "Input rules"): a row is quarantined with a ``reason`` listing every rule
 it breaks, in a fixed order; every other row is loaded. The reason codes are:
 
-``malformed_row``            wrong number of fields for the file's header
+``malformed_row``            wrong number of fields for the file's header (``raw_record`` keeps
+                             the line, cut to ``RAW_RECORD_MAX_CHARS`` with a note)
 ``missing_<column>``         a mandatory value is empty
 ``invalid_<column>``         a value does not parse (ids: non-negative integers up to 18 digits;
                              ``sales_date``: a real ``YYYY-MM-DD`` date; ``price``/``total_cost``:
@@ -31,6 +32,10 @@ from sales_etl.validators.model import MANDATORY_COLUMNS
 ID_COLUMNS = ("customer_id", "store_id", "sales_person_id")
 MONEY = T.DecimalType(18, 2)
 CORRUPT_COLUMN = "_corrupt_record"
+#: A quarantined ``raw_record`` keeps at most this many characters of the line Spark could not
+#: split, then a note saying it was cut and how long the line was: a poison line can be
+#: megabytes (up to ``MAX_RECORD_FIELDS`` commas), and the quarantine is read by people.
+RAW_RECORD_MAX_CHARS = 4096
 
 CUSTOMER_MART_COLUMNS = (
     "customer_id",
@@ -285,8 +290,25 @@ def classify_sales(raw: DataFrame, dims: Dimensions, batch_id: str) -> DataFrame
         F.lit(batch_id).alias("batch_id"),
         # The original strings are only needed for the quarantine; null costs ~nothing.
         *[F.when(rejected, F.col(name)).alias(f"raw_{name}") for name in MANDATORY_COLUMNS],
-        F.when(rejected, F.col("raw_record")).alias("raw_record"),
+        F.when(rejected, capped_raw_record(F.col("raw_record"))).alias("raw_record"),
     )
+
+
+def capped_raw_record(raw_record: Column, max_chars: int = RAW_RECORD_MAX_CHARS) -> Column:
+    """``raw_record`` cut to ``max_chars`` characters, with a note when it was cut.
+
+    A longer value becomes its first ``max_chars`` characters followed by
+    ``" [cut: <n> characters in all]"``; null and shorter values are unchanged.
+    """
+    return F.when(
+        F.length(raw_record) > max_chars,
+        F.concat(
+            F.substring(raw_record, 1, max_chars),
+            F.lit(" [cut: "),
+            F.length(raw_record).cast("string"),
+            F.lit(" characters in all]"),
+        ),
+    ).otherwise(raw_record)
 
 
 def with_source_file(classified: DataFrame, path_to_key: DataFrame) -> DataFrame:

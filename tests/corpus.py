@@ -267,6 +267,13 @@ def build_corpus() -> list[CorpusFile]:
         BAD_SCHEMA,
         "header record longer than 1 MiB",
     )
+    wide_header = HEADER_LINE + "," + ",".join(f"x{i}" for i in range(20_500))
+    add(
+        "header_wide.csv",
+        (wide_header + "\n" + ",".join(rec() + [""] * 20_500) + "\n").encode(),
+        BAD_SCHEMA,
+        "a header of 20,508 columns: more than Spark's CSV maxColumns (20,480)",
+    )
     add(
         "header_unclosed_quote.csv",
         (HEADER_LINE + ',"open\n').encode(),
@@ -550,6 +557,14 @@ def build_corpus() -> list[CorpusFile]:
         PROCESSED,
         "one record with a field too many, one with a field too few",
         ["malformed_row", "malformed_row,missing_total_cost", None],
+    )
+    add(
+        "wide_line.csv",
+        lines([rec()], end="\n").encode() + (",".join(rec()) + "," * 20_473 + "\n").encode(),
+        PROCESSED,
+        "a line of 20,481 fields (a good row's 8 values + 20,473 commas): wider than Spark's "
+        "CSV maxColumns (20,480)",
+        [None, "malformed_row"],
     )
 
     # -- odd file names (all good content, all loaded), sub-folder, hidden file

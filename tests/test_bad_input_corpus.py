@@ -199,7 +199,12 @@ def test_quarantine_keeps_the_original_values(corpus_run: dict[str, Any]) -> Non
     big = [r for r in quarantine if _name(r["source_file"]) == "big_ids.csv"]
     assert "9223372036854775808" in {r["customer_id"] for r in big}
     malformed = [r for r in quarantine if r["reason"].startswith("malformed_row")]
-    assert len(malformed) == 2 and all(r["raw_record"] for r in malformed)
+    assert len(malformed) == 3 and all(r["raw_record"] for r in malformed)
+    # The 20,481-field line: its raw text is kept, cut to 4,096 characters with a note.
+    wide = next(f for f in build_corpus() if f.name == "wide_line.csv")
+    line = wide.data.decode().splitlines()[-1]
+    (cut,) = [r for r in malformed if _name(r["source_file"]) == "wide_line.csv"]
+    assert cut["raw_record"] == line[:4096] + f" [cut: {len(line)} characters in all]"
 
 
 def test_reporting_tables_equal_a_decimal_recomputation(corpus_run: dict[str, Any]) -> None:

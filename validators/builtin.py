@@ -4,7 +4,8 @@ They run in this order (pluggy order, set by ``tryfirst``/``trylast``), each see
 the previous ones accepted:
 
 1. ``builtin.file_type`` (``tryfirst``): a ``.csv`` name and UTF-8 text bytes.
-2. ``builtin.header_schema``: a non-empty file whose header has every mandatory column.
+2. ``builtin.header_schema``: a non-empty file whose header has every mandatory column and at
+   most Spark's ``maxColumns`` (20,480) columns, and no line wider than the Spark stage reads.
 3. ``builtin.extra_columns`` (``trylast``): no duplicate or empty column names, so every
    extra column can be kept unambiguously in ``additional_column``.
 
@@ -17,7 +18,14 @@ from __future__ import annotations
 from collections import Counter
 
 from sales_etl.validators.hookspecs import hookimpl
-from sales_etl.validators.model import BAD_SCHEMA, WRONG_FILE_TYPE, IncomingFile, Rejection
+from sales_etl.validators.model import (
+    BAD_SCHEMA,
+    MAX_RECORD_FIELDS,
+    SPARK_CSV_MAX_COLUMNS,
+    WRONG_FILE_TYPE,
+    IncomingFile,
+    Rejection,
+)
 from sales_etl.validators.schemas import check_header
 
 
@@ -41,17 +49,33 @@ class FileTypeValidator:
 
 
 class HeaderSchemaValidator:
-    """The header must hold every mandatory column (any order, exact names)."""
+    """The header must hold every mandatory column (any order, exact names), and the file must
+    be narrow enough for Spark's CSV reader."""
 
     @hookimpl
     def sales_etl_validate_file(self, file: IncomingFile) -> Rejection | None:
-        """Reject an empty file, an unreadable header or one missing mandatory columns."""
+        """Reject an empty file, an unreadable header, one missing mandatory columns or wider
+        than Spark's ``maxColumns`` (:data:`SPARK_CSV_MAX_COLUMNS`), or a file with a line of
+        more than :data:`MAX_RECORD_FIELDS` fields."""
         if file.size == 0:
             return Rejection(BAD_SCHEMA, "empty file (0 bytes)")
         try:
             header = file.header
         except ValueError as exc:
             return Rejection(BAD_SCHEMA, f"unreadable header: {exc}")
+        if len(header) > SPARK_CSV_MAX_COLUMNS:
+            return Rejection(
+                BAD_SCHEMA,
+                f"header has {len(header):,} columns, more than the {SPARK_CSV_MAX_COLUMNS:,} "
+                "Spark's CSV reader accepts (its maxColumns option)",
+            )
+        if file.max_line_fields > MAX_RECORD_FIELDS:
+            return Rejection(
+                BAD_SCHEMA,
+                f"a line has up to {file.max_line_fields:,} fields, more than the "
+                f"{MAX_RECORD_FIELDS:,} the Spark stage reads (a record that wide is not sales "
+                "data): fix the file and send it again",
+            )
         problems = check_header(header)
         if problems:
             return Rejection(BAD_SCHEMA, "; ".join(problems))

@@ -52,10 +52,24 @@ CHUNK_BYTES = 1024 * 1024
 #: A header record longer than this (in characters) is refused rather than read into memory.
 MAX_HEADER_CHARS = 1024 * 1024
 
+#: Spark's CSV reader refuses a record of more fields than its ``maxColumns`` option, default
+#: 20,480 (Spark's "CSV Files" data source options,
+#: https://spark.apache.org/docs/latest/sql-data-sources-csv.html; the same default in pyspark
+#: 4.3's ``CSVOptions``): "TextParsingException ... Index 20480 out of bounds for length 20480".
+SPARK_CSV_MAX_COLUMNS = 20_480
+
+#: The widest record the Spark stage reads (it raises ``maxColumns`` per read group to cover a
+#: file's widest line, so that line is quarantined as ``malformed_row``); a file with a wider
+#: line is rejected whole (``bad_schema``). univocity allocates an array slot per allowed column
+#: for each parser: 1,000,000 columns cost ~8 MB of heap per reading task and no measurable
+#: time (docs/reliability.md "Poison files").
+MAX_RECORD_FIELDS = 1_000_000
+
 #: Longest rejection category (``staging_files.category`` is ``VARCHAR(64)``).
 MAX_CATEGORY_CHARS = 64
 
 _SLUG = re.compile(r"[a-z0-9_]+")
+_CR_TO_LF = bytes.maketrans(b"\r", b"\n")
 _BOM = "\ufeff"
 
 
@@ -105,6 +119,14 @@ class IncomingFile:
             continuation byte"``).
         has_nul: Whether a NUL byte occurs anywhere (binary data, or UTF-16/32 text).
         head: The first 64 KiB of the object (all of it when smaller).
+        max_line_fields: An upper bound of the fields of the widest line that is at least
+            :data:`SPARK_CSV_MAX_COLUMNS` bytes long (its commas + 1; exact for a line without
+            quotes), ``0`` when every line is shorter: a line of n fields holds n - 1 commas,
+            so only such a line can be wider than Spark's default ``maxColumns``. Lines end at
+            LF, CR or CRLF. A quoted field holding line breaks splits its record into several
+            lines here; a record that is wider than the limit only across such lines is missed
+            (Spark then fails on the file, and the Spark stage holds it in
+            ``error_files/unknown/``: ``sales_etl.tasks.marts.classify_without_poison_files``).
         settings: The run's :class:`~sales_etl.settings.Settings`.
     """
 
@@ -118,6 +140,7 @@ class IncomingFile:
         utf8_error: str | None,
         has_nul: bool,
         head: bytes,
+        max_line_fields: int = 0,
         settings: Settings | None = None,
     ) -> None:
         if settings is None:
@@ -131,6 +154,7 @@ class IncomingFile:
         self.utf8_error = utf8_error
         self.has_nul = has_nul
         self.head = head
+        self.max_line_fields = max_line_fields
         self.settings = settings
         self._header: list[str] | None = None
         self._header_error: str | None = None
@@ -156,12 +180,14 @@ class IncomingFile:
         size = 0
         utf8_error: str | None = None
         has_nul = False
+        widest = _WidestLine(SPARK_CSV_MAX_COLUMNS)
         with store.open(key) as stream:
             while chunk := stream.read(CHUNK_BYTES):
                 digest.update(chunk)
                 if len(head) < HEAD_BYTES:
                     head += chunk[: HEAD_BYTES - len(head)]
                 has_nul = has_nul or b"\x00" in chunk
+                widest.feed(chunk)
                 if utf8_error is None:
                     utf8_error = _decode_step(decoder, chunk, offset=size, final=False)
                 size += len(chunk)
@@ -175,6 +201,7 @@ class IncomingFile:
             utf8_error=utf8_error,
             has_nul=has_nul,
             head=bytes(head),
+            max_line_fields=widest.finish(),
             settings=settings,
         )
 
@@ -246,6 +273,77 @@ def _decode_step(
         position = offset - pending + exc.start
         return f"byte 0x{exc.object[exc.start]:02x} at offset {position}: {exc.reason}"
     return None
+
+
+class _WidestLine:
+    """:attr:`IncomingFile.max_line_fields`, learnt chunk by chunk at C speed.
+
+    A pre-filter first: the bytes between a chunk's first and last line break are cut into
+    blocks of ``floor // 2`` bytes, and each is searched for a line break (``bytes.find`` with
+    bounds: no copy, and it stops at the first hit, usually within ~100 bytes). A line of at
+    least ``floor`` bytes covers one whole block, so when every block holds a line break no
+    line there is that long. Only a block without one (a long line, or its edge) sends that
+    stretch to the exact path: split it into lines and count the commas of the long ones.
+    The line left open across a chunk boundary is followed by its length and commas.
+    Measured on a 111 MB file: docs/reliability.md ("Poison files").
+    """
+
+    def __init__(self, floor: int) -> None:
+        self.floor = floor
+        self.block = max(1, floor // 2)
+        self.widest = 0
+        self._open_bytes = 0  # the line still open at the end of the last chunk
+        self._open_commas = 0
+
+    def feed(self, chunk: bytes) -> None:
+        first = _first_break(chunk)
+        if first < 0:  # the open line goes on through the whole chunk
+            self._extend(chunk)
+            return
+        self._extend(chunk[:first])
+        self._close()
+        last = _last_break(chunk)
+        if self._has_long_stretch(chunk, first + 1, last):
+            for line in chunk[first + 1 : last].translate(_CR_TO_LF).split(b"\n"):
+                if len(line) >= self.floor:
+                    self.widest = max(self.widest, line.count(b",") + 1)
+        self._extend(chunk[last + 1 :])
+
+    def finish(self) -> int:
+        self._close()
+        return self.widest
+
+    def _has_long_stretch(self, chunk: bytes, start: int, end: int) -> bool:
+        if end - start < self.floor:
+            return False
+        for i in range(start, end, self.block):
+            stop = min(i + self.block, end)
+            if chunk.find(b"\n", i, stop) < 0 and chunk.find(b"\r", i, stop) < 0:
+                return True
+        return False
+
+    def _extend(self, part: bytes) -> None:
+        self._open_bytes += len(part)
+        self._open_commas += part.count(b",")
+
+    def _close(self) -> None:
+        if self._open_bytes >= self.floor:
+            self.widest = max(self.widest, self._open_commas + 1)
+        self._open_bytes = self._open_commas = 0
+
+
+def _first_break(chunk: bytes) -> int:
+    """Index of the first LF or CR in ``chunk``, -1 if none."""
+    lf = chunk.find(b"\n")
+    cr = chunk.find(b"\r", 0, lf if lf >= 0 else len(chunk))  # only before the first LF
+    return cr if cr >= 0 else lf
+
+
+def _last_break(chunk: bytes) -> int:
+    """Index of the last LF or CR in ``chunk``, -1 if none."""
+    lf = chunk.rfind(b"\n")
+    cr = chunk.rfind(b"\r", lf + 1)  # only after the last LF
+    return cr if cr >= 0 else lf
 
 
 class _LineCounter:
