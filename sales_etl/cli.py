@@ -211,9 +211,11 @@ def run_flow(settings: Settings, *, skip_when_idle: bool = False) -> dict[str, A
     for name, value in settings.model_dump().items():
         if value is not None:
             os.environ[f"SALES_ETL_{name.upper()}"] = str(value)
-    if open_store(settings.landing).list(TO_PROCESS + "/"):
-        # Work is waiting: let the JVM start while Prefect starts its temporary server.
-        start_spark_in_background(settings)
+    waiting = open_store(settings.landing).list(TO_PROCESS + "/")
+    if waiting:
+        # Work is waiting: let the JVM start while Prefect starts its temporary server (for
+        # a small batch, also warm it: sales_etl.warm_up).
+        start_spark_in_background(settings, input_bytes=sum(obj.size for obj in waiting))
     return sales_etl_flow()
 
 
