@@ -145,9 +145,11 @@ def configure_s3a(session: SparkSession, settings: Settings) -> None:
 
 # --- small batches (issue 16, section 3) ----------------------------------------------------------
 
-#: A batch of at most this many bytes of CSV is small: most nights. Its JVM lives for seconds,
-#: so it is started for that (bench/RESULTS.md, "Small batches").
-SMALL_BATCH_BYTES = 64 * 2**20
+#: A batch of at most this many bytes of CSV (~330,000 rows of the generator's) is small: most
+#: nights. Its JVM lives for seconds, so it is started for that (bench/RESULTS.md, "Small
+#: batches"). Measured at 1,000 and 100,000 rows; the border itself is a judgement: a 1M-row
+#: batch (48 MiB) keeps the settings of any size.
+SMALL_BATCH_BYTES = 16 * 2**20
 
 #: JVM options of a small batch's driver. The C1 compiler alone compiles Spark's code paths
 #: sooner than tiered C1 + C2, whose optimised code would pay off only in a long run, and the
