@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -53,17 +52,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     for path in (ws.landing / "to_process").iterdir():
         path.unlink()
     return ws
-
-
-@pytest.fixture
-def ws(template: Workspace, tmp_path: Path) -> Workspace:
-    shutil.copytree(template.root, tmp_path / "ws")
-    return Workspace(tmp_path / "ws")
-
-
-@pytest.fixture
-def env(ws: Workspace, tmp_path: Path) -> dict[str, str]:
-    return {**base_env(tmp_path / "prefect-home", None), **ws.env()}
 
 
 def _python(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
