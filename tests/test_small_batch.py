@@ -28,6 +28,7 @@ real = module.warm_up
 def noting(spark):
     runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     seen["jvm_arguments"] = list(runtime.getInputArguments())
+    seen["local_dir"] = spark.conf.get("spark.local.dir", None)
     real(spark)
     seen["warm_ups"] = seen.get("warm_ups", 0) + 1
 
@@ -44,6 +45,9 @@ def test_a_small_batch_runs_warm_and_c1_only_with_a_clean_runs_results(tmp_path:
     # base_env's JAVA_TOOL_OPTIONS already asks for C1 + serial GC: take it out, so that the
     # flags found in the JVM can only come from the product.
     env.pop("JAVA_TOOL_OPTIONS", None)
+    scratch = tmp_path / "spark-scratch"  # spark.local.dir: where the warm-up writes
+    scratch.mkdir()
+    env["SALES_ETL_SPARK_SCRATCH"] = str(scratch)
     ws = prepare_workspace(tmp_path / "ws", env)
     done = subprocess.run(
         [sys.executable, "-c", _PROBE],
@@ -64,5 +68,7 @@ def test_a_small_batch_runs_warm_and_c1_only_with_a_clean_runs_results(tmp_path:
     summary, _ = json.JSONDecoder().raw_decode(done.stdout.lstrip())
     assert summary["files_accepted"] == 2 and summary["rows_total"] == 9
     assert_outputs_equal_clean_run(ws)
-    # The warm-up's scratch folder is gone and nothing of it reached the workspace.
-    assert not list(Path(tmp_path).rglob("sales-etl-warm-up-*"))
+    assert seen["local_dir"] == str(scratch)
+    # The warm-up's folder is gone from spark.local.dir and nothing of it reached the workspace.
+    assert not list(scratch.glob("sales-etl-warm-up-*"))
+    assert not list(ws.root.rglob("*warm-up*"))
