@@ -36,18 +36,21 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def _generate(args: argparse.Namespace, work: Path) -> Path:
-    """Generate the dataset once per parameter set (kept between runs: it takes a while)."""
-    spec = {
-        "rows": args.rows,
-        "files": args.files,
+def _spec(args: argparse.Namespace, rows: int, files: int) -> dict[str, Any]:
+    """What ``sales-etl generate`` makes: ``rows`` in ``files`` files, the rest from ``args``."""
+    return {
+        "rows": rows,
+        "files": files,
         "customers": args.customers,
         "stores": args.stores,
         "months": args.months,
         "bad_row_fraction": args.bad_row_fraction,
         "seed": args.seed,
     }
-    data = work / "data"
+
+
+def _generate(spec: dict[str, Any], data: Path) -> Path:
+    """Generate the dataset once per parameter set (kept between runs: it takes a while)."""
     marker = data / "spec.json"
     if marker.is_file() and json.loads(marker.read_text()) == spec:
         return data
@@ -74,13 +77,15 @@ def _pipeline_env(ws: Path) -> dict[str, str]:
     return env
 
 
-def run_pipeline(data: Path, work: Path) -> tuple[Measured, dict[str, Any], Path]:
-    """Fresh workspace, dimensions loaded (untimed), then one timed ``sales-etl run --json``."""
-    ws = work / "pipeline"
+def run_pipeline(
+    data: Path, ws: Path, *, with_files: bool = True
+) -> tuple[Measured, dict[str, Any], Path]:
+    """Fresh workspace ``ws``, dimensions loaded (untimed), then one timed ``sales-etl run --json``
+    (``with_files=False``: nothing waits in ``to_process/``, an idle run)."""
     shutil.rmtree(ws, ignore_errors=True)
     inbox = ws / "landing" / "to_process"
     inbox.mkdir(parents=True)
-    for path in _sales_files(data):
+    for path in _sales_files(data) if with_files else []:
         os.link(path, inbox / path.name)  # same bytes, no copy; the run moves the link
     env = _pipeline_env(ws)
     cli = str(BIN / "sales-etl")
@@ -130,6 +135,99 @@ def run_floor(data: Path, work: Path, marts: Path) -> tuple[Measured, dict[str, 
         "bench/spark_floor.py",
         env=_pipeline_env(work / "floor-ws"),
     )
+
+
+def _median_run(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> Measured:
+    """Run ``argv`` ``repeat`` times; the run of median wall time (a failed run stops the bench)."""
+    runs = []
+    for _ in range(repeat):
+        measured = run_measured(argv, env=env)
+        if measured.returncode != 0:
+            sys.stderr.write(measured.stderr[-5000:])
+            raise SystemExit(f"{' '.join(argv)} failed with exit code {measured.returncode}")
+        runs.append(measured)
+    return sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
+
+
+#: Issue 16's goals for section 3 (ratios within one invocation).
+IDLE_GOAL, SMALL_GOAL = 1.5, 2.0
+
+
+def run_small_scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Issue 16 section 3, every figure from this one invocation (medians of ``--repeat``).
+
+    ``import prefect`` in a bare Python; an idle ``sales-etl run``; Spark's own start + one tiny
+    job + stop (``spark_start_stop.py``, Spark's defaults, the pipeline's master); one
+    ``sales-etl run`` of ``--small-rows`` rows in one file into the same dimensions as the
+    big run. Returns the seconds, the two ratios and the small run's stages.
+    """
+    from sales_etl.settings import Settings
+
+    master = Settings().spark_master
+    repeat = max(1, args.repeat)
+    cheap = max(3, repeat)  # sub-second to 2 s measurements: always a median of >= 3
+    data = _generate(_spec(args, args.small_rows, 1), work / "small-data")
+    prefect = _median_run([sys.executable, "-c", "import prefect"], cheap)
+    idle_runs, small_runs, floor_runs = [], [], []
+    for _ in range(cheap):
+        idle_runs.append(run_pipeline(data, work / "idle", with_files=False)[:2])
+    for _ in range(repeat):  # interleaved, so a drift of the machine hits both alike
+        floor_runs.append(_run_script("spark_start_stop.py", [master], "Spark start + stop"))
+        small_runs.append(run_pipeline(data, work / "small")[:2])
+    idle, idle_summary = sorted(idle_runs, key=lambda r: r[0].seconds)[len(idle_runs) // 2]
+    floor, floor_phases = sorted(floor_runs, key=lambda r: r[0].seconds)[len(floor_runs) // 2]
+    small, small_summary = sorted(small_runs, key=lambda r: r[0].seconds)[len(small_runs) // 2]
+    if idle_summary["files_total"] != 0 or small_summary["rows_total"] != args.small_rows:
+        raise SystemExit("the idle or the small run did not see the input it was given")
+    return {
+        "repeat": repeat,
+        "import_prefect_seconds": round(prefect.seconds, 3),
+        "idle_run_seconds": round(idle.seconds, 3),
+        "idle_ratio": round(idle.seconds / prefect.seconds, 3),
+        "idle_stages": idle_summary["stage_seconds"],
+        "spark_start_stop_seconds": round(floor.seconds, 3),
+        "spark_start_stop_phases": floor_phases["phases"],
+        "small_rows": args.small_rows,
+        "small_run_seconds": round(small.seconds, 3),
+        "small_ratio": round(small.seconds / floor.seconds, 3),
+        "small_stages": small_summary["stage_seconds"],
+        "small_stage_details": small_summary["stage_details"],
+        "small_peak_rss": small.peak_rss,
+    }
+
+
+def report_scale(scale: dict[str, Any]) -> None:
+    """Print issue 16's sections 1-3 (1 and 2 are not measured by this bench yet)."""
+    print("issue 16, section 1 (one big file on every core): not measured yet")
+    print("issue 16, section 2 (monthly tables in proportion to the batch): not measured yet")
+    print()
+    n = scale["repeat"]
+    print(f"issue 16, section 3 (small batches), medians of {max(3, n)} / {n} runs:")
+    label = 'python -c "import prefect"'
+    print(f"  {label:44}{scale['import_prefect_seconds']:>8.2f} s")
+    print(
+        f"  {'sales-etl run, nothing waiting':44}{scale['idle_run_seconds']:>8.2f} s"
+        f" = {scale['idle_ratio']:.2f}x import prefect (goal <= {IDLE_GOAL}x)"
+    )
+    print(
+        f"  {'Spark start + one tiny job + stop':44}{scale['spark_start_stop_seconds']:>8.2f} s"
+        + "  ("
+        + ", ".join(f"{k} {v:.1f}" for k, v in scale["spark_start_stop_phases"].items())
+        + ")"
+    )
+    label = f"sales-etl run, {scale['small_rows']:,} rows"
+    print(
+        f"  {label:44}{scale['small_run_seconds']:>8.2f} s"
+        f" = {scale['small_ratio']:.2f}x Spark start + stop (goal <= {SMALL_GOAL}x)"
+    )
+    stages = scale["small_stages"]
+    for name, seconds in stages.items():
+        print(f"    {name:42}{seconds:>8.2f}")
+        for part, part_seconds in scale["small_stage_details"].get(name, {}).items():
+            print(f"      {part:40}{part_seconds:>8.2f}")
+    outside = scale["small_run_seconds"] - sum(stages.values())
+    print(f"    {'process start, Prefect start/stop':42}{outside:>8.2f}")
+    print()
 
 
 def pipeline_facts(summary: dict[str, Any], ws: Path) -> dict[str, Any]:
@@ -231,7 +329,7 @@ def report(
             f"{_gib(ref.peak_rss):>18}"
         )
         print()
-        print(f"ratio pipeline / reference: {ratio:.2f}x (target <= 2.5x)")
+        print(f"ratio pipeline / reference: {ratio:.2f}x (issue 16 goal <= 3.0x)")
         print("results agree:" + (" yes" if not problems else " NO"))
         for problem in problems:
             print(f"  - {problem}")
@@ -253,6 +351,7 @@ def report(
                 else ""
             )
         )
+        print(f"ratio pipeline / Spark floor: {pipeline.seconds / floor['floor_seconds']:.2f}x")
         for name, seconds in floor["stages"].items():
             print(f"  {name:40}{seconds:>8.1f}")
         result.update(floor_seconds=floor["floor_seconds"], floor_stages=floor["stages"])
@@ -290,16 +389,39 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time Spark's floor: csv scan + the two mart writes alone (spark_floor.py)",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="issue 16 in one invocation: the small-batch figures (import prefect, an idle run, "
+        "Spark start + stop, a --small-rows run), then the --rows run against the DuckDB "
+        "reference and Spark's floor (implies --floor)",
+    )
+    parser.add_argument(
+        "--small-rows", type=int, default=1000, help="rows of the small run (--scale; 1000)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="--scale: runs of the Spark start + stop and of the small run, the median is "
+        "shown (import prefect and the idle run: at least 3)",
+    )
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args(argv)
+    args.floor = args.floor or args.scale
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    data = _generate(args, work)
+    scale = run_small_scale(args, work) if args.scale else None
+    data = _generate(_spec(args, args.rows, args.files), work / "data")
     reference = None if args.skip_reference else run_reference(data, work)
-    pipeline, summary, ws = run_pipeline(data, work)
+    pipeline, summary, ws = run_pipeline(data, work / "pipeline")
     problems = compare(pipeline_facts(summary, ws), reference[1]) if reference else []
     floor = run_floor(data, work, ws / "marts")[1] if args.floor else None
+    if scale:
+        report_scale(scale)
     result = report(args, data, pipeline, summary, reference, problems, floor)
+    if scale:
+        result["scale"] = scale
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 1 if problems else 0

@@ -180,18 +180,28 @@ def cmd_load_dimensions(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_flow(settings: Settings) -> dict[str, Any]:
+def run_flow(settings: Settings, *, skip_when_idle: bool = False) -> dict[str, Any]:
     """Run the Prefect flow once in this process (ephemeral Prefect when no server is set).
 
     Settings reach the flow through ``SALES_ETL_*`` variables of this process, not as flow
     parameters: parameters are stored by the Prefect server and shown in its UI, and the
     database URL may hold a password.
+
+    ``skip_when_idle``: when nothing waits in ``to_process/``, no interrupted run needs recovery
+    and the lock is free, return the idle summary without importing Prefect or Spark
+    (:mod:`sales_etl.idle`; no Prefect flow run is recorded for it).
     """
     from sales_etl.preflight import run_preflight
 
     # Here first, before Prefect and Spark are even imported (seconds on a busy host) and before
     # Prefect's temporary server and the JVM start. The flow checks again as its first task.
     run_preflight(settings)
+    if skip_when_idle:
+        from sales_etl.idle import idle_summary
+
+        summary = idle_summary(settings)
+        if summary is not None:
+            return summary
 
     from sales_etl.flows.sales_flow import sales_etl_flow
     from sales_etl.layout import TO_PROCESS
@@ -201,14 +211,19 @@ def run_flow(settings: Settings) -> dict[str, Any]:
     for name, value in settings.model_dump().items():
         if value is not None:
             os.environ[f"SALES_ETL_{name.upper()}"] = str(value)
-    if open_store(settings.landing).list(TO_PROCESS + "/"):
-        # Work is waiting: let the JVM start while Prefect starts its temporary server.
-        start_spark_in_background(settings)
+    waiting = open_store(settings.landing).list(TO_PROCESS + "/")
+    if waiting:
+        # Work is waiting: let the JVM start while Prefect starts its temporary server (for
+        # a small batch, also warm it: sales_etl.warm_up).
+        start_spark_in_background(settings, input_bytes=sum(obj.size for obj in waiting))
     return sales_etl_flow()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """One run of the flow; exit 0 when it completed (rejections are a normal outcome).
+
+    An idle run (nothing waiting, nothing to recover, lock free) is answered before Prefect
+    and Spark are imported, with the flow's idle summary (:mod:`sales_etl.idle`).
 
     A failure is raised to :func:`main` (one or two lines on stderr); with ``--json`` a JSON
     object ``{"status": "failed", "error", "hint", "exit_code", "batch_id", "rolled_back",
@@ -221,7 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = _settings(args)
         if not args.json:
             _print_locations(settings)
-        summary = run_flow(settings)
+        summary = run_flow(settings, skip_when_idle=True)
     except Exception as exc:
         if args.json:
             print(json.dumps(_failure_json(exc, settings), indent=2))

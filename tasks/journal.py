@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -58,6 +58,28 @@ def _holder_is_dead(holder: str | None) -> bool:
     return False
 
 
+def _lock_is_free(row: Any, run_id: str | None, now: datetime) -> bool:
+    """The rule of :func:`acquire_lock`: nobody holds ``row``'s lock, ``run_id`` does, its lease
+    expired, or its holder was a process on this host that has died."""
+    return (
+        row.run_id is None
+        or row.run_id == run_id
+        or (row.expires_at is not None and row.expires_at < now)
+        or _holder_is_dead(row.holder)
+    )
+
+
+def lock_is_free(engine: Engine) -> bool:
+    """True when a run starting now could take the pipeline lock (read only: nothing is taken).
+
+    The idle check of ``sales-etl run`` (:mod:`sales_etl.idle`) uses it; a run still takes the
+    lock with :func:`acquire_lock`.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(select(etl_lock).where(etl_lock.c.name == LOCK_NAME)).first()
+    return row is None or _lock_is_free(row, None, utc_now())
+
+
 def acquire_lock(engine: Engine, run_id: str, ttl_seconds: int) -> None:
     """Take the single pipeline lock, or raise :class:`RunLockedError`.
 
@@ -77,13 +99,7 @@ def acquire_lock(engine: Engine, run_id: str, ttl_seconds: int) -> None:
                 )
             )
             return
-        free = (
-            row.run_id is None
-            or row.run_id == run_id
-            or (row.expires_at is not None and row.expires_at < now)
-            or _holder_is_dead(row.holder)
-        )
-        if not free:
+        if not _lock_is_free(row, run_id, now):
             raise RunLockedError(
                 f"another run ({row.run_id}, {row.holder}) holds the pipeline lock until "
                 f"{row.expires_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -336,6 +352,7 @@ __all__ = [
     "fail_run",
     "hold_staged_files",
     "interrupted_runs",
+    "lock_is_free",
     "mark_loaded",
     "new_batch_id",
     "record_row_counts",

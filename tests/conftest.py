@@ -44,6 +44,25 @@ def prefect_api() -> Iterator[None]:
 
 
 @pytest.fixture
+def ws(template, tmp_path: Path):
+    """A copy of the requesting module's ``template`` workspace (``ops_helpers.Workspace``)."""
+    import shutil
+
+    from ops_helpers import Workspace
+
+    shutil.copytree(template.root, tmp_path / "ws")
+    return Workspace(tmp_path / "ws")
+
+
+@pytest.fixture
+def env(ws, tmp_path: Path) -> dict[str, str]:
+    """``sales-etl`` subprocess environment (``crash_helpers.base_env``) pointing at ``ws``."""
+    from crash_helpers import base_env
+
+    return {**base_env(tmp_path / "prefect-home", None), **ws.env()}
+
+
+@pytest.fixture
 def workspace(tmp_path: Path):
     """Landing folder, marts folder and SQLite URL under ``tmp_path`` (not yet populated)."""
     from sales_etl.settings import Settings

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -60,17 +59,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """One workspace made with the CLI (init-db, load-dimensions), files waiting; never run."""
     root = tmp_path_factory.mktemp("mistakes")
     return prepare_workspace(root / "ws", base_env(root / "prefect-home", None))
-
-
-@pytest.fixture
-def ws(template: Workspace, tmp_path: Path) -> Workspace:
-    shutil.copytree(template.root, tmp_path / "ws")
-    return Workspace(tmp_path / "ws")
-
-
-@pytest.fixture
-def env(ws: Workspace, tmp_path: Path) -> dict[str, str]:
-    return {**base_env(tmp_path / "prefect-home", None), **ws.env()}
 
 
 def snapshot(ws: Workspace) -> dict[str, Any]:
