@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from sales_etl.db.schema import metadata
+from sales_etl.db.schema import JOURNAL_UPGRADE_COLUMNS, metadata
 from sales_etl.errors import ConfigError
 from sales_etl.secrets import redact_url
 from sales_etl.settings import setting_label
@@ -129,10 +129,28 @@ LEFT_AS_IS = "exists, left as is"
 def init_db(engine: Engine) -> dict[str, str]:
     """Create every table the product uses if missing; returns table name -> outcome.
 
-    The outcome is :data:`CREATED` or :data:`LEFT_AS_IS` (names sorted). An existing table is
-    never altered, so dimension tables a user made with the tutorial's own DDL (INT
+    The outcome is :data:`CREATED`, :data:`LEFT_AS_IS` or ``"upgraded: added <columns>"``
+    (names sorted). An existing table is never altered, except that the nullable journal
+    columns of :data:`~sales_etl.db.schema.JOURNAL_UPGRADE_COLUMNS` missing from a
+    ``staging_files`` made by an earlier release are added (``ALTER TABLE ... ADD COLUMN``, no
+    row rewritten). Dimension tables a user made with the tutorial's own DDL (INT
     AUTO_INCREMENT ids, TIMESTAMP, CHAR(1), TEXT) keep their definition and rows.
     """
     existing = set(inspect(engine).get_table_names())
     metadata.create_all(engine, checkfirst=True)
-    return {name: LEFT_AS_IS if name in existing else CREATED for name in sorted(metadata.tables)}
+    outcomes = {
+        name: LEFT_AS_IS if name in existing else CREATED for name in sorted(metadata.tables)
+    }
+    for table_name, columns in JOURNAL_UPGRADE_COLUMNS.items():
+        if table_name not in existing:
+            continue
+        have = {c["name"] for c in inspect(engine).get_columns(table_name)}
+        added = [c for c in columns if c not in have]
+        with engine.begin() as conn:
+            for name in added:
+                column = metadata.tables[table_name].c[name]
+                ddl = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl} NULL"))
+        if added:
+            outcomes[table_name] = "upgraded: added " + ", ".join(added)
+    return outcomes
