@@ -6,10 +6,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from sales_etl.db.schema import JOURNAL_UPGRADE_COLUMNS, metadata
-from sales_etl.errors import ConfigError
+from sales_etl.errors import ConfigError, one_line
 from sales_etl.secrets import redact_url
 from sales_etl.settings import setting_label
 
@@ -146,11 +146,24 @@ def init_db(engine: Engine) -> dict[str, str]:
             continue
         have = {c["name"] for c in inspect(engine).get_columns(table_name)}
         added = [c for c in columns if c not in have]
-        with engine.begin() as conn:
-            for name in added:
-                column = metadata.tables[table_name].c[name]
-                ddl = column.type.compile(dialect=engine.dialect)
-                conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl} NULL"))
+        statements = [
+            f"ALTER TABLE {table_name} ADD COLUMN {name} "
+            f"{metadata.tables[table_name].c[name].type.compile(dialect=engine.dialect)} NULL"
+            for name in added
+        ]
+        try:
+            with engine.begin() as conn:
+                for statement in statements:
+                    conn.execute(text(statement))
+        except DBAPIError as exc:  # typically: the flow's user may not ALTER (docs/s3-mysql.md)
+            raise ConfigError(
+                f"{DATABASE_SETTING}: table {table_name!r} lacks the columns "
+                f"{', '.join(added)} this release's run journal needs, and adding them failed "
+                f"({type(exc.orig).__name__}: {one_line(str(exc.orig), 200)}) in "
+                f"{redact_url(engine.url.render_as_string(hide_password=False))}",
+                hint="run `sales-etl init-db` once as the set-up user (it needs ALTER on "
+                f"{table_name}), or run: " + "; ".join(statements),
+            ) from None
         if added:
             outcomes[table_name] = "upgraded: added " + ", ".join(added)
     return outcomes
