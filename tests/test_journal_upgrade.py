@@ -7,46 +7,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    inspect,
-    text,
-)
+from sqlalchemy import Engine, MetaData, Table, inspect, text
 
 from sales_etl.db.engine import LEFT_AS_IS, init_db, make_engine
+from sales_etl.db.schema import JOURNAL_UPGRADE_COLUMNS, staging_files
 from sales_etl.errors import ConfigError
 
 
-def previous_staging_files(metadata: MetaData) -> Table:
-    """``staging_files`` as the release before the claim step created it (plain types)."""
-    return Table(
-        "staging_files",
-        metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("run_id", String(64), nullable=False),
-        Column("batch_id", String(32), nullable=False),
-        Column("file_name", String(512), nullable=False),
-        Column("file_location", String(1024), nullable=False),
-        Column("target_location", String(1024)),
-        Column("checksum", String(64), nullable=False),
-        Column("size_bytes", BigInteger, nullable=False),
-        Column("status", String(16), nullable=False),
-        Column("category", String(64)),
-        Column("reason", Text),
-        Column("rows_total", BigInteger),
-        Column("rows_loaded", BigInteger),
-        Column("rows_quarantined", BigInteger),
-        Column("created_at", String(32), nullable=False),
-        Column("updated_at", String(32), nullable=False),
-        Index("ix_staging_files_checksum_status", "checksum", "status"),
-    )
+def create_previous_staging_files(engine: Engine) -> None:
+    """``staging_files`` as the release before the claim step created it: without the
+    columns that release did not have."""
+    new = set(JOURNAL_UPGRADE_COLUMNS["staging_files"])
+    old = MetaData()
+    Table("staging_files", old, *[c._copy() for c in staging_files.columns if c.name not in new])
+    old.create_all(engine)
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
@@ -68,9 +42,7 @@ def test_a_user_without_alter_is_told_what_to_run(mysql_url: str) -> None:
     """The flow's user (no ALTER) meets an old table: one ConfigError naming the fix."""
     engine = make_engine(mysql_url)
     try:
-        old = MetaData()
-        previous_staging_files(old)
-        old.create_all(engine)
+        create_previous_staging_files(engine)
         with pytest.raises(ConfigError) as err:
             init_db(engine)
     finally:
@@ -85,9 +57,7 @@ def test_a_user_without_alter_is_told_what_to_run(mysql_url: str) -> None:
 def test_init_db_adds_the_new_journal_columns_to_an_old_table(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        old = MetaData()
-        previous_staging_files(old)
-        old.create_all(engine)
+        create_previous_staging_files(engine)
         with engine.begin() as conn:
             conn.execute(
                 text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -13,11 +14,16 @@ def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+def _store_with_file(root: Path) -> tuple[LocalStore, Path]:
+    """A store at ``root`` holding ``to_process/a.csv`` = ``v1``."""
+    (root / "to_process").mkdir()
+    path = root / "to_process" / "a.csv"
+    path.write_bytes(b"v1\n")
+    return LocalStore(root), path
+
+
 def test_claim_copies_only_the_listed_version(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    (tmp_path / "to_process").mkdir()
-    original = tmp_path / "to_process" / "a.csv"
-    original.write_bytes(b"v1\n")
+    store, original = _store_with_file(tmp_path)
     (listed,) = store.list("to_process/")
     st = original.stat()
     assert listed.version == f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
@@ -33,10 +39,7 @@ def test_claim_copies_only_the_listed_version(tmp_path: Path) -> None:
 
 
 def test_delete_if_unchanged_keeps_a_new_version_and_repeats_safely(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    (tmp_path / "to_process").mkdir()
-    path = tmp_path / "to_process" / "a.csv"
-    path.write_bytes(b"v1\n")
+    store, path = _store_with_file(tmp_path)
     old = store.version("to_process/a.csv")
     path.write_bytes(b"v2, same inode, other size\n")
     assert not store.delete_if_unchanged("to_process/a.csv", old)
@@ -48,49 +51,46 @@ def test_delete_if_unchanged_keeps_a_new_version_and_repeats_safely(tmp_path: Pa
     assert not store.delete_if_unchanged("to_process/a.csv", new)
 
 
-def test_delete_if_unchanged_finishes_after_a_crash_and_never_overwrites(tmp_path: Path) -> None:
-    """A crash right after the rename to the tombstone: the next call finishes the job."""
-    store = LocalStore(tmp_path)
-    (tmp_path / "to_process").mkdir()
-    path = tmp_path / "to_process" / "a.csv"
-    path.write_bytes(b"v1\n")
-    version = store.version("to_process/a.csv")
-    tombstones = []
-
-    # Crash 1: the claimed version renamed to its tombstone, not unlinked yet.
+def _die_after_the_rename(store: LocalStore, key: str, version: str | None) -> Path:
+    """Run ``delete_if_unchanged`` and stop it right after its rename to the tombstone (as a
+    crash would); returns the tombstone."""
     real_replace = os.replace
+    renamed: list[Path] = []
 
     def replace_then_die(src, dst):  # type: ignore[no-untyped-def]
         real_replace(src, dst)
-        tombstones.append(Path(dst))
+        renamed.append(Path(dst))
         raise KeyboardInterrupt  # stands for the process dying here
 
     os.replace = replace_then_die  # type: ignore[assignment]
     try:
-        store.delete_if_unchanged("to_process/a.csv", version)
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):
+            store.delete_if_unchanged(key, version)  # type: ignore[arg-type]
     finally:
         os.replace = real_replace  # type: ignore[assignment]
-    assert [p.name.startswith(".a.csv.") for p in tombstones] == [True]
+    (tombstone,) = renamed
+    return tombstone
+
+
+def test_delete_if_unchanged_finishes_after_a_crash_and_never_overwrites(tmp_path: Path) -> None:
+    """A crash right after the rename to the tombstone: the next call finishes the job."""
+    store, path = _store_with_file(tmp_path)
+    version = store.version("to_process/a.csv")
+
+    # Crash 1: the claimed version renamed to its tombstone, not unlinked yet.
+    assert _die_after_the_rename(store, "to_process/a.csv", version).name.startswith(".a.csv.")
     assert incoming_files(store) == []  # hidden from the next run's listing
-    assert store.delete_if_unchanged("to_process/a.csv", version)
+    assert store.delete_if_unchanged("to_process/a.csv", version)  # type: ignore[arg-type]
     assert _files(tmp_path) == {}
 
     # A newer file renamed away, and meanwhile the name taken by a third one: both are kept.
     path.write_bytes(b"v2\n")
     v2 = store.version("to_process/a.csv")
     path.write_bytes(b"v3, written in place\n")
-    os.replace = replace_then_die  # type: ignore[assignment]
-    try:
-        store.delete_if_unchanged("to_process/a.csv", v2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        os.replace = real_replace  # type: ignore[assignment]
+    _die_after_the_rename(store, "to_process/a.csv", v2)
     path.write_bytes(b"v4, a new upload\n")
-    assert not store.delete_if_unchanged("to_process/a.csv", v2)
-    kept = {k: v for k, v in _files(tmp_path).items()}
+    assert not store.delete_if_unchanged("to_process/a.csv", v2)  # type: ignore[arg-type]
+    kept = _files(tmp_path)
     assert kept.pop("to_process/a.csv") == b"v4, a new upload\n"
     ((name, data),) = kept.items()
     assert name.startswith("to_process/a.csv.sales-etl-kept-") and data == b"v3, written in place\n"
