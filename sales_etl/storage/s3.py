@@ -443,11 +443,10 @@ class S3Store(ObjectStore):
         A store that ignores ``If-Match`` on DELETE would delete a newer version too
         (docs/reliability.md); AWS S3 has honoured it since 2024, moto 5.2 does.
         """
-        if not self.exists(key):
-            return False  # already deleted (a repeated call): nothing to do
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._full(key), IfMatch=version)
         except Exception as exc:
+            # 404: already deleted (a repeated call); 412: another version, kept.
             if _is_not_found(exc) or _precondition_failed(exc):
                 return False
             raise
