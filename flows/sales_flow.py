@@ -17,29 +17,29 @@ from sqlalchemy import Engine
 
 from sales_etl.artifacts import publish_failure_artifacts, publish_run_artifacts
 from sales_etl.db.engine import make_engine
-from sales_etl.db.schema import RUN_LOADED
 from sales_etl.settings import Settings
 from sales_etl.spark import start_spark, start_spark_in_background, stop_spark
-from sales_etl.storage import open_store
 from sales_etl.summary import build_summary
 from sales_etl.tasks.files import (
     apply_holds,
     archive_accepted_files,
+    claim_incoming_files,
     hold_files,
     list_incoming_files,
+    open_run,
     route_rejected_files,
-    validate_incoming_files,
+    validate_claimed_files,
 )
-from sales_etl.tasks.journal import release_lock, run_status
 from sales_etl.tasks.marts import build_marts, publish_marts
 from sales_etl.tasks.preflight import preflight
-from sales_etl.tasks.recovery import abandon_run, recover_interrupted_runs
+from sales_etl.tasks.recovery import recover_interrupted_runs, roll_back_run
 from sales_etl.tasks.reporting import load_reporting_tables
 from sales_etl.tasks.staging import (
     commit_empty_batch,
     finish_run,
     open_pipeline,
     record_file_rows,
+    release_lock,
 )
 from sales_etl.termination import fails_on_sigterm
 from sales_etl.timing import StageClock
@@ -101,10 +101,10 @@ def sales_etl_flow(
         with clock.stage("recover interrupted runs"):
             recovered = recover_interrupted_runs(settings)
         with clock.stage("list and validate files"):
-            keys = list_incoming_files(settings)
-        if keys:
+            listed = list_incoming_files(settings)
+        if listed:
             start_spark_in_background(settings)  # the JVM starts while files are validated
-        if not keys:
+        if not listed:
             logger.info("nothing to do")
             summary = build_summary(
                 run_id=run_id,
@@ -117,9 +117,11 @@ def sales_etl_flow(
             )
             publish_run_artifacts(summary, settings)  # the run's report in the UI
             return summary
+        with clock.stage("claim files"):
+            batch_id = open_run(settings, run_id, _flow_run_id())
+            claim_incoming_files(settings, run_id, batch_id, listed)
         with clock.stage("list and validate files"):
-            opened = validate_incoming_files(settings, run_id, _flow_run_id(), keys)
-        batch_id, plans = opened["batch_id"], opened["plans"]
+            plans = validate_claimed_files(settings, run_id, batch_id)
         with clock.stage("route rejected files"):
             route_rejected_files(settings, run_id)
         accepted = [(p["key"], p["header"]) for p in plans if p["accepted"]]
@@ -184,17 +186,9 @@ def _undo_uncommitted(
     still down): then the next run's recovery does it.
     """
     try:
-        if run_status(engine, run_id) == RUN_LOADED:
-            return False  # committed: the next run only finishes the archive moves
-        abandon_run(
-            engine,
-            open_store(settings.landing),
-            open_store(settings.marts),
-            run_id,
-            batch_id,
-            f"{type(exc).__name__}: {str(exc)[:1000]}",
+        return roll_back_run(
+            settings, engine, run_id, batch_id, f"{type(exc).__name__}: {str(exc)[:1000]}"
         )
-        return True
     except Exception as cleanup_error:
         get_run_logger().error(
             "could not roll back batch %s now (%s); the next run will",

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 CRASH_POINTS = (
+    "during_claim",  # the first listed file claimed, the others not yet
+    "after_claim",  # every file claimed, none validated
     "after_validation",
     "after_reject_moves",
     "after_marts_written",

@@ -20,11 +20,11 @@ from sqlalchemy import inspect
 
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import etl_lock, etl_runs
+from sales_etl.journal import interrupted_runs, lock_is_free
 from sales_etl.layout import TO_PROCESS
 from sales_etl.settings import Settings
 from sales_etl.storage import open_store
 from sales_etl.summary import build_summary
-from sales_etl.tasks.journal import interrupted_runs, lock_is_free
 from sales_etl.timing import StageClock
 
 #: The summary's stage name for the whole check (listing + journal + lock).

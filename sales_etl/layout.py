@@ -12,7 +12,9 @@ CUSTOMER_MART = "customer_data_mart"
 SALES_TEAM_MART = "sales_team_data_mart"
 QUARANTINE = "quarantine"
 MARTS = (CUSTOMER_MART, SALES_TEAM_MART, QUARANTINE)
-INCOMING = "_incoming"  # a run's Spark output before it is published into the marts
+#: A batch's scratch folder: in the marts root its Spark output before it is published, in the
+#: landing root its claimed copies of the input files (sales_etl.journal.claim_files).
+INCOMING = "_incoming"
 CLASSIFIED = "classified"  # every row of the batch, parsed and judged (scratch)
 
 # Partition columns of each mart, outermost first.
@@ -42,7 +44,7 @@ def error_key(category: str, batch_id: str, key: str) -> str:
 
 
 def incoming_prefix(batch_id: str, part: str | None = None) -> str:
-    """Scratch folder of one batch's Spark output (under the marts root)."""
+    """Scratch folder of one batch (marts root: Spark output; landing root: claimed files)."""
     base = posixpath.join(INCOMING, batch_id)
     return posixpath.join(base, part) if part else base
 

@@ -1,4 +1,8 @@
-"""Tasks that look at and move landed files: list, validate, route rejects, archive."""
+"""Tasks over the landed files: list, claim, validate, route rejects, hold, archive.
+
+Every state change and every move is made by the run journal (:mod:`sales_etl.journal`);
+these tasks open the stores and the database around it, validate, and log.
+"""
 
 from __future__ import annotations
 
@@ -11,24 +15,16 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
+from sales_etl import journal
 from sales_etl.db.engine import make_engine
-from sales_etl.db.schema import ACTIVE, REJECTED
+from sales_etl.db.schema import CLAIMED
 from sales_etl.faults import crash_point
-from sales_etl.layout import TO_PROCESS, error_key, processed_key
+from sales_etl.layout import TO_PROCESS
 from sales_etl.settings import Settings
 from sales_etl.storage import ObjectInfo, ObjectStore, StorageError, open_store, safe_key
-from sales_etl.tasks.journal import (
-    StagedFile,
-    completed_checksums,
-    hold_staged_files,
-    staged_files,
-    start_run,
-)
 from sales_etl.tasks.retry import retry_options
 from sales_etl.validators.manager import get_plugin_manager, validate_file
 from sales_etl.validators.model import DUPLICATE, UNKNOWN, IncomingFile
-
-BATCH = "{batch}"  # placeholder for the batch id, filled in when the run is opened
 
 
 @dataclass
@@ -48,26 +44,14 @@ class FilePlan:
     #: IncomingFile.max_line_fields: sets the Spark read's maxColumns (tasks.marts).
     max_line_fields: int = 0
 
-    def staged(self) -> StagedFile:
-        """The staging-table view of this decision."""
-        if self.accepted:
-            return StagedFile(
-                self.key,
-                self.name,
-                self.checksum,
-                self.size,
-                ACTIVE,
-                processed_key(BATCH, self.key),
-            )
-        return StagedFile(
+    def verdict(self) -> journal.Verdict:
+        """The journal's view of this decision."""
+        return journal.Verdict(
             self.key,
-            self.name,
             self.checksum,
             self.size,
-            REJECTED,
-            error_key(self.category or UNKNOWN, BATCH, self.key),
-            self.category,
-            self.reason,
+            None if self.accepted else (self.category or UNKNOWN),
+            None if self.accepted else self.reason,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -93,23 +77,62 @@ def incoming_files(store: ObjectStore) -> list[ObjectInfo]:
 
 
 @task(name="list-incoming-files", cache_policy=NO_CACHE, **retry_options())
-def list_incoming_files(settings: Settings) -> list[str]:
-    """Keys of the files waiting in ``to_process/``."""
-    keys = [obj.key for obj in incoming_files(open_store(settings.landing))]
-    get_run_logger().info("%d file(s) waiting in %s/", len(keys), TO_PROCESS)
-    return keys
+def list_incoming_files(settings: Settings) -> list[dict[str, Any]]:
+    """The files waiting in ``to_process/``: ``key``, ``size`` (bytes), ``version`` each."""
+    listed = [
+        {"key": o.key, "size": o.size, "version": o.version}
+        for o in incoming_files(open_store(settings.landing))
+    ]
+    get_run_logger().info("%d file(s) waiting in %s/", len(listed), TO_PROCESS)
+    return listed
+
+
+@task(name="open-run", cache_policy=NO_CACHE, **retry_options())
+def open_run(settings: Settings, run_id: str, flow_run_id: str | None) -> str:
+    """Open the run in the journal (STARTED); returns its batch id."""
+    engine = make_engine(settings.database_url)
+    try:
+        return journal.open_run(engine, run_id, flow_run_id)
+    finally:
+        engine.dispose()
+
+
+@task(name="claim-files", cache_policy=NO_CACHE, **retry_options())
+def claim_incoming_files(
+    settings: Settings, run_id: str, batch_id: str, listed: list[dict[str, Any]]
+) -> list[str]:
+    """Copy exactly the listed version of each file into the run's claim folder; returns the
+    keys claimed (a file changed since listing is left for the next run)."""
+    engine = make_engine(settings.database_url)
+    try:
+        claimed = journal.claim_files(
+            engine,
+            open_store(settings.landing),
+            run_id,
+            batch_id,
+            [ObjectInfo(o["key"], o["size"], o["version"]) for o in listed],
+        )
+    finally:
+        engine.dispose()
+    get_run_logger().info("batch %s: claimed %d of %d file(s)", batch_id, len(claimed), len(listed))
+    return claimed
 
 
 def plan_files(
-    store: ObjectStore, keys: Sequence[str], settings: Settings, engine: Engine
+    store: ObjectStore, claims: Sequence[Any], settings: Settings, engine: Engine
 ) -> list[FilePlan]:
-    """Validate every file through the plugin manager and spot duplicates."""
+    """Validate every claimed file through the plugin manager and spot duplicates.
+
+    ``claims``: staging rows (``file_location`` = the original key validators see,
+    ``claim_location`` = the run's copy whose bytes are read).
+    """
     pm = get_plugin_manager(settings)
     plans: list[FilePlan] = []
-    for key in keys:
+    for claim in claims:
+        key = claim.file_location
         name = key.rsplit("/", 1)[-1]
         try:
-            incoming = IncomingFile.scan(store, key, settings)
+            incoming = IncomingFile.scan(store, key, settings, read_from=claim.claim_location)
         except Exception as exc:  # unreadable object: keep it, say why
             plans.append(
                 FilePlan(
@@ -139,7 +162,8 @@ def plan_files(
                 max_line_fields=incoming.max_line_fields,
             )
         )
-    _mark_duplicates(plans, completed_checksums(engine, [p.checksum for p in plans if p.accepted]))
+    already = journal.completed_checksums(engine, [p.checksum for p in plans if p.accepted])
+    _mark_duplicates(plans, already)
     return plans
 
 
@@ -159,24 +183,15 @@ def _mark_duplicates(plans: list[FilePlan], already_loaded: set[str]) -> None:
         plan.accepted, plan.category, plan.reason = False, DUPLICATE, reason
 
 
-def move_staged(store: ObjectStore, rows: Sequence[object]) -> int:
-    """Move each staging row's file to its recorded target (idempotent); returns files moved."""
-    # ObjectStore.move is itself idempotent and says whether it had work to do.
-    return sum(
-        store.move(row.file_location, row.target_location)  # type: ignore[attr-defined]
-        for row in rows
-    )
-
-
 @task(name="validate-files", cache_policy=NO_CACHE, **retry_options())
-def validate_incoming_files(
-    settings: Settings, run_id: str, flow_run_id: str | None, keys: list[str]
-) -> dict[str, object]:
-    """Validate every waiting file and open the run in the journal (one transaction)."""
+def validate_claimed_files(settings: Settings, run_id: str, batch_id: str) -> list[dict[str, Any]]:
+    """Validate the run's claimed files and record each verdict (one transaction); returns
+    the file plans (``FilePlan.as_dict``)."""
     engine = make_engine(settings.database_url)
     try:
-        plans = plan_files(open_store(settings.landing), keys, settings, engine)
-        batch_id = start_run(engine, run_id, [p.staged() for p in plans], flow_run_id)
+        claims = journal.staged_files(engine, run_id, CLAIMED)
+        plans = plan_files(open_store(settings.landing), claims, settings, engine)
+        journal.record_verdicts(engine, run_id, batch_id, [p.verdict() for p in plans])
     finally:
         engine.dispose()
     logger = get_run_logger()
@@ -190,7 +205,7 @@ def validate_incoming_files(
         sum(not p.accepted for p in plans),
     )
     crash_point("after_validation")
-    return {"batch_id": batch_id, "plans": [p.as_dict() for p in plans]}
+    return [p.as_dict() for p in plans]
 
 
 @task(name="route-rejected-files", cache_policy=NO_CACHE, **retry_options())
@@ -198,7 +213,7 @@ def route_rejected_files(settings: Settings, run_id: str) -> int:
     """Move rejected files to ``error_files/<category>/<batch>/``."""
     engine = make_engine(settings.database_url)
     try:
-        moved = move_staged(open_store(settings.landing), staged_files(engine, run_id, REJECTED))
+        moved = journal.route_rejected_files(engine, open_store(settings.landing), run_id)
     finally:
         engine.dispose()
     crash_point("after_reject_moves")
@@ -213,28 +228,16 @@ def hold_files(
 
     ``holds``: file key -> ``category`` and ``reason`` (plus ``rows_total`` when known), e.g.
     the :func:`sales_etl.tasks.marts.bad_row_hold` records. The caller must already have kept
-    the files' rows out of the marts. Their staging rows become REJECTED with the target
-    ``error_files/<category>/<batch>/`` (committed first), then the files move there, exactly
-    like a validator's rejection: a crash before the move leaves the run STARTED, and recovery
-    (:func:`sales_etl.tasks.recovery.abandon_run`) marks an unmoved file FAILED so the next run
-    judges it again, or finishes a move that had begun. A held file was never loaded, so a
-    resend of the same bytes is judged again, not refused as a duplicate.
+    the files' rows out of the marts. See :func:`sales_etl.journal.hold_files`.
     """
-    targets = {
-        key: {**hold, "target": error_key(hold["category"], batch_id, key)}
-        for key, hold in holds.items()
-    }
     engine = make_engine(settings.database_url)
     try:
-        hold_staged_files(engine, run_id, targets)
-        crash_point("after_files_held")
-        rows = [r for r in staged_files(engine, run_id, REJECTED) if r.file_location in holds]
-        moved = move_staged(open_store(settings.landing), rows)
+        moved = journal.hold_files(engine, open_store(settings.landing), run_id, batch_id, holds)
     finally:
         engine.dispose()
     logger = get_run_logger()
     for key, hold in holds.items():
-        logger.warning("held %s -> %s: %s", key, targets[key]["target"], hold["reason"])
+        logger.warning("held %s -> error_files/%s/: %s", key, hold["category"], hold["reason"])
     return moved
 
 
@@ -260,13 +263,8 @@ def apply_holds(
 def archive_accepted_files(settings: Settings, run_id: str) -> int:
     """Move loaded files to ``processed/<batch>/`` (only after the load committed)."""
     engine = make_engine(settings.database_url)
-    store = open_store(settings.landing)
-    moved = 0
     try:
-        for row in staged_files(engine, run_id, ACTIVE):
-            moved += move_staged(store, [row])
-            if moved == 1:
-                crash_point("during_archive")
+        moved = journal.archive_files(engine, open_store(settings.landing), run_id)
     finally:
         engine.dispose()
     get_run_logger().info("archived %d file(s) under processed/", moved)

@@ -1,16 +1,10 @@
-"""Spark stage: read accepted files once, judge every row, write and publish the marts.
-
-Publishing is a rename of each Parquet file from the batch's scratch folder into the mart,
-with the batch id as a file-name prefix. A batch that never reached the database commit can
-therefore be removed from the marts exactly (:func:`rollback_batch`), and one that did is final.
-"""
+"""Spark stage: read the accepted files' claimed copies once, judge every row, write the
+marts into the batch's scratch folder, and publish them (:mod:`sales_etl.mart_batches`)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import posixpath
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,18 +17,18 @@ from prefect.cache_policies import NO_CACHE
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sales_etl.db.engine import make_engine
 from sales_etl.faults import crash_point
+from sales_etl.journal import claimed_copies
 from sales_etl.layout import (
     CLASSIFIED,
     CUSTOMER_MART,
-    INCOMING,
     MART_PARTITIONS,
-    MARTS,
     QUARANTINE,
     SALES_TEAM_MART,
     incoming_prefix,
-    published_name,
 )
+from sales_etl.mart_batches import publish_batch
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
@@ -56,8 +50,6 @@ from sales_etl.tasks.transform import (
 from sales_etl.timing import StageClock
 from sales_etl.validators.model import SPARK_CSV_MAX_COLUMNS, TOO_MANY_BAD_ROWS
 from sales_etl.validators.schemas import validate_mart_frame
-
-_HADOOP_PLAIN = re.compile(r"[A-Za-z0-9._/ -]+")
 
 CSV_OPTIONS = {
     "header": "true",  # the header line is skipped; names come from our own schema
@@ -140,28 +132,6 @@ def read_accepted_files(
     return result
 
 
-def hadoop_safe_inputs(
-    store: ObjectStore, batch_id: str, files: Sequence[tuple[str, Sequence[str]]]
-) -> tuple[list[tuple[str, Sequence[str]]], dict[str, str]]:
-    """Give files whose names Hadoop may misread a scratch alias to read from.
-
-    Hadoop's ``Path`` takes ``a:b.csv`` for a URI scheme and fails, and ``%``, ``#`` or glob
-    characters are easy to get wrong; any key outside a plain character set is copied
-    (server-side) under a plain name in the batch's scratch folder and read from there. Returns
-    the files to read and the alias -> original key map (originals are archived as usual).
-    """
-    readable: list[tuple[str, Sequence[str]]] = []
-    aliases: dict[str, str] = {}
-    for key, header in files:
-        if not _HADOOP_PLAIN.fullmatch(key):
-            alias = incoming_prefix(batch_id, f"aliases/{len(aliases):06d}.csv")
-            store.copy(key, alias)
-            aliases[alias] = key
-            key = alias
-        readable.append((key, header))
-    return readable, aliases
-
-
 def bad_row_hold(
     counts: Mapping[str, int], reasons: Mapping[str, int], max_bad_row_fraction: float
 ) -> dict[str, Any] | None:
@@ -239,7 +209,7 @@ def _collect_stats(
     classified: DataFrame,
     store: ObjectStore,
     keys: set[str],
-    aliases: dict[str, str],
+    claims: dict[str, str],
     max_bad_row_fraction: float,
 ) -> tuple[BatchStats, DataFrame]:
     """Row counts per file/reason/month (holds decided), and the Spark-path -> key mapping frame."""
@@ -247,7 +217,7 @@ def _collect_stats(
     outcomes: list[tuple[str, str | None, str | None, int]] = []
     for row in row_outcomes(classified).collect():
         key = path_to_key.get(row.file_path) or store.key_from_spark_path(row.file_path)
-        key = aliases.get(key, key)  # type: ignore[arg-type]
+        key = claims.get(key, key)  # type: ignore[arg-type]  # claim key -> original key
         if key not in keys:
             raise RuntimeError(f"Spark read a file that was not accepted: {row.file_path}")
         path_to_key[row.file_path] = key
@@ -287,6 +257,15 @@ def _write(
     writer.parquet(store.spark_path(key))
 
 
+def _claimed_copies(database_url: str, batch_id: str) -> dict[str, str]:
+    """Original key -> claimed copy of the batch's accepted files, from the journal."""
+    engine = make_engine(database_url)
+    try:
+        return claimed_copies(engine, batch_id)
+    finally:
+        engine.dispose()
+
+
 def build_batch_marts(
     settings: Settings,
     batch_id: str,
@@ -309,12 +288,16 @@ def build_batch_marts(
     with clock.stage("read dimensions"):
         dims = run_dimensions(spark, settings.database_url)
     with clock.stage("list inputs"):
-        readable, aliases = hadoop_safe_inputs(landing, batch_id, files)
-        widths = {k: (line_fields or {}).get(aliases.get(k, k), 0) for k, _ in readable}
+        # Spark reads each file's claimed copy (the bytes validation checksummed), never the
+        # original in to_process/, which an uploader may replace while the run is going on.
+        claim_of = _claimed_copies(settings.database_url, batch_id)
+        readable = [(claim_of[key], header) for key, header in files]
+        claims = {claim: key for key, claim in claim_of.items()}
+        widths = {claim_of[key]: (line_fields or {}).get(key, 0) for key, _ in files}
     classified_key = incoming_prefix(batch_id, CLASSIFIED)
     with clock.stage("scan csv, classify (one pass)"):
         _, poison = classify_accepted_files(spark, landing, marts, dims, batch_id, readable, widths)
-    poison = {aliases.get(k, k): hold for k, hold in poison.items()}
+    poison = {claims.get(k, k): hold for k, hold in poison.items()}
     classified = spark.read.parquet(marts.spark_path(classified_key))
     with clock.stage("row counts"):
         stats, mapping = _collect_stats(
@@ -322,7 +305,7 @@ def build_batch_marts(
             classified,
             landing,
             {k for k, _ in files} - set(poison),
-            aliases,
+            claims,
             settings.max_bad_row_fraction,
         )
     stats.held.update(poison)  # no row of theirs was written: nothing to filter out
@@ -333,7 +316,7 @@ def build_batch_marts(
         # scan of the CSV bytes, and nothing of the file ever reaches the scratch marts, so
         # publish / rollback stay as they are (nothing to drop later, nothing a crash between
         # "write" and "drop" could leave behind). The flow then moves the file out of the batch
-        # (sales_etl.tasks.files.hold_files).
+        # (sales_etl.journal.hold_files).
         classified = classified.where(~F.col("source_file").isin(sorted(stats.held)))
 
     sales_team_rows = sales_team_mart(classified, dims)
@@ -432,24 +415,6 @@ def build_marts(
     return stats.__dict__
 
 
-def publish_batch(store: ObjectStore, batch_id: str) -> int:
-    """Rename the batch's Parquet files into the marts (safe to repeat); returns files moved."""
-    moved = 0
-    for mart in MARTS:
-        prefix = incoming_prefix(batch_id, mart) + "/"
-        for obj in store.list(prefix):
-            rel = obj.key[len(prefix) :]
-            folder, name = posixpath.split(rel)
-            if not name.endswith(".parquet") or name.startswith((".", "_")):
-                continue  # Hadoop .crc side files and markers stay behind
-            target = posixpath.join(mart, folder, published_name(batch_id, name))
-            store.move(obj.key, target)
-            moved += 1
-            if moved == 1:
-                crash_point("during_marts_publish")
-    return moved
-
-
 @task(name="publish-marts", cache_policy=NO_CACHE, **retry_options())
 def publish_marts(settings: Settings, batch_id: str) -> int:
     """Move the batch's mart files from scratch into the marts."""
@@ -457,23 +422,3 @@ def publish_marts(settings: Settings, batch_id: str) -> int:
     get_run_logger().info("published %d Parquet file(s) of batch %s", moved, batch_id)
     crash_point("after_marts_published")
     return moved
-
-
-def rollback_batch(store: ObjectStore, batch_id: str) -> int:
-    """Remove every trace of an uncommitted batch from the marts; returns files deleted."""
-    deleted = 0
-    marker = published_name(batch_id, "")
-    for mart in MARTS:
-        for obj in store.list(mart + "/"):
-            if posixpath.basename(obj.key).startswith(marker):
-                store.delete(obj.key)
-                deleted += 1
-    store.delete_prefix(incoming_prefix(batch_id))
-    return deleted
-
-
-def drop_scratch(store: ObjectStore, batch_id: str) -> None:
-    """Delete a finished batch's scratch folder."""
-    store.delete_prefix(incoming_prefix(batch_id))
-    if not store.list(INCOMING + "/"):
-        store.delete_prefix(INCOMING)

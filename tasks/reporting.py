@@ -20,13 +20,13 @@ from sqlalchemy import Connection, and_, delete, insert, or_
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import customer_monthly_purchase, sales_team_incentive
 from sales_etl.faults import crash_point
+from sales_etl.journal import mark_loaded
 from sales_etl.layout import CUSTOMER_MART, SALES_TEAM_MART
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
 from sales_etl.tasks.dimensions import run_dimensions
 from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
-from sales_etl.tasks.journal import mark_loaded
 from sales_etl.tasks.retry import retry_options
 from sales_etl.tasks.transform import customer_month_totals, sales_person_store_month_totals
 from sales_etl.timing import StageClock

@@ -1,4 +1,7 @@
-"""Prefect tasks over the staging table and run journal (retried like every DB task)."""
+"""Prefect tasks over the run journal's run transitions (retried like every DB task).
+
+Each opens the database and stores and calls :mod:`sales_etl.journal`, which owns the states.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +9,23 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
 
+from sales_etl import journal
 from sales_etl.db.engine import init_db, make_engine
-from sales_etl.faults import crash_point
-from sales_etl.layout import incoming_prefix
 from sales_etl.settings import Settings
 from sales_etl.storage import open_store
-from sales_etl.tasks.journal import acquire_lock, complete_run, mark_loaded, record_row_counts
-from sales_etl.tasks.marts import drop_scratch
 from sales_etl.tasks.retry import retry_options
 
 
 @task(name="open-pipeline", cache_policy=NO_CACHE, **retry_options())
 def open_pipeline(settings: Settings, run_id: str) -> None:
-    """Create missing tables and take the pipeline lock (a held lock fails at once)."""
+    """Create missing tables (and missing journal columns) and take the pipeline lock (a held
+    lock fails at once)."""
     engine = make_engine(settings.database_url)
     try:
         init_db(engine)
-        acquire_lock(engine, run_id, settings.lock_ttl_seconds)
+        journal.acquire_lock(engine, run_id, settings.lock_ttl_seconds)
     finally:
         engine.dispose()
 
@@ -33,7 +35,7 @@ def record_file_rows(settings: Settings, run_id: str, per_file: dict[str, dict[s
     """Store each accepted file's row counts on its staging row."""
     engine = make_engine(settings.database_url)
     try:
-        record_row_counts(engine, run_id, per_file)
+        journal.record_row_counts(engine, run_id, per_file)
     finally:
         engine.dispose()
 
@@ -43,22 +45,31 @@ def commit_empty_batch(settings: Settings, run_id: str) -> None:
     """A batch with no loadable rows has nothing to recompute, but still commits before archiving."""
     engine = make_engine(settings.database_url)
     try:
-        with engine.begin() as conn:
-            mark_loaded(conn, run_id, [])
+        journal.commit_empty_run(engine, run_id)
     finally:
         engine.dispose()
 
 
 @task(name="finish-run", cache_policy=NO_CACHE, **retry_options())
 def finish_run(settings: Settings, run_id: str, batch_id: str, summary: dict[str, Any]) -> None:
-    """Staging rows ACTIVE -> COMPLETED, run -> COMPLETED, scratch folder removed."""
-    crash_point("before_staging_complete")
-    # Scratch first: once the run is COMPLETED nothing looks at it again, so a crash between
-    # the two steps must not leave a copy of the batch's rows behind.
-    drop_scratch(open_store(settings.marts), batch_id)
-    open_store(settings.landing).delete_prefix(incoming_prefix(batch_id))  # Hadoop-safe aliases
+    """Scratch folders removed, staging rows ACTIVE -> COMPLETED, run -> COMPLETED."""
     engine = make_engine(settings.database_url)
     try:
-        complete_run(engine, run_id, summary)
+        journal.complete_run(
+            engine,
+            open_store(settings.landing),
+            open_store(settings.marts),
+            run_id,
+            batch_id,
+            summary,
+        )
     finally:
         engine.dispose()
+
+
+# Not retried: it runs in the flow's `finally`; a lock left behind is freed once its holder
+# process is gone or its lease expired (journal.acquire_lock).
+@task(name="release-lock", cache_policy=NO_CACHE, retries=0)
+def release_lock(engine: Engine, run_id: str) -> None:
+    """Release the pipeline lock over the flow's own ``engine`` (see ``roll-back-run``)."""
+    journal.release_lock(engine, run_id)

@@ -240,6 +240,14 @@ def rerun_equals_reference(
         state, reference.state
     )
     assert_nothing_lost(ws, ALL_FILES)
+    # Implied by the equal landing state, said outright: no claimed copy, no tombstone left.
+    leftovers = [
+        p.relative_to(ws.landing).as_posix()
+        for p in ws.landing.rglob("*")
+        if p.is_file()
+        and (p.relative_to(ws.landing).parts[0] == "_incoming" or ".sales-etl-" in p.name)
+    ]
+    assert leftovers == []
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)

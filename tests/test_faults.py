@@ -88,8 +88,12 @@ class Env:
         )
 
     def assert_nothing_lost(self) -> None:
-        """Every sent file exactly once in the landing zone, bytes unchanged."""
-        found = files_under(self.landing)
+        """Every sent file exactly once in the landing zone, bytes unchanged.
+
+        A run's claimed copies (``_incoming/<batch>/claimed/``) are its working copies, not a
+        place a file ends in: a committed run that failed keeps them to finish archiving.
+        """
+        found = [p for p in files_under(self.landing) if not p.startswith("_incoming/")]
         assert len(found) == len(self.files), found
         for name, data in self.files.items():
             places = [p for p in found if p.endswith("/" + name)]
@@ -99,6 +103,7 @@ class Env:
     def assert_equals_clean_run(self) -> None:
         self.assert_nothing_lost()
         assert files_under(self.landing / "to_process") == []
+        assert files_under(self.landing / "_incoming") == []  # no claimed copy left
         processed = files_under(self.landing / "processed")
         assert sorted(p.split("/", 1)[1] for p in processed) == sorted(self.files)
         rows = read_table(self.database_url, "customer_monthly_purchase")
@@ -161,6 +166,10 @@ def test_storage_fails_mid_archive_then_rerun_finishes(
     env.assert_nothing_lost()  # one file archived, two still in to_process/
     assert len(files_under(env.landing / "processed")) == 1
     assert len(files_under(env.landing / "to_process")) == 2
+    # The committed run keeps its claims of the two files it could not archive yet.
+    claims = [env.landing / "_incoming" / p for p in files_under(env.landing / "_incoming")]
+    waiting = [env.landing / "to_process" / p for p in files_under(env.landing / "to_process")]
+    assert sorted(p.read_bytes() for p in claims) == sorted(p.read_bytes() for p in waiting)
     run = read_table(env.database_url, "etl_runs")[-1]
     assert run["status"] != "COMPLETED"
 

@@ -238,12 +238,12 @@ def test_monthly_replacement_is_one_transaction(engine):
 
 def test_journal_keeps_large_summaries_and_microseconds(engine):
     """A run summary listing thousands of files outgrows TEXT (64 KiB); timestamps keep µs."""
-    from sales_etl.tasks.journal import complete_run, start_run
+    from sales_etl.journal import _mark_completed, open_run
 
-    start_run(engine, "run-1", [])
+    open_run(engine, "run-1")
     summary = {"files": [{"file": f"to_process/sales_{i:05d}.csv"} for i in range(5000)]}
     assert len(json.dumps(summary)) > 65_535
-    complete_run(engine, "run-1", summary)
+    _mark_completed(engine, "run-1", summary)
     with engine.connect() as conn:
         row = conn.execute(select(etl_runs)).one()
         assert json.loads(row.summary) == summary

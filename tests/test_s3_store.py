@@ -261,3 +261,54 @@ def test_open_returns_a_real_binary_stream(moto_server, s3_bucket):
         assert stream.readline() == b"l1\n"
         assert list(stream) == [b"l2\n"]
     assert stream.closed
+
+
+def test_claim_copies_only_the_listed_version(moto_server, s3_bucket, monkeypatch):
+    """CopyObject with CopySourceIfMatch: a replaced or deleted object is not claimed (412)."""
+    client = moto_server.client()
+    store = S3Store(f"s3://{s3_bucket}/l")
+    client.put_object(Bucket=s3_bucket, Key="l/to_process/a.csv", Body=b"v1")
+    (listed,) = store.list("to_process/")
+    assert listed.version == client.head_object(Bucket=s3_bucket, Key="l/to_process/a.csv")["ETag"]
+    assert store.claim("to_process/a.csv", "_incoming/b/claimed/000001.csv", listed.version)
+    assert (
+        client.get_object(Bucket=s3_bucket, Key="l/_incoming/b/claimed/000001.csv")["Body"].read()
+        == b"v1"
+    )
+
+    client.put_object(Bucket=s3_bucket, Key="l/to_process/a.csv", Body=b"v2")
+    assert not store.claim("to_process/a.csv", "_incoming/b/claimed/000002.csv", listed.version)
+    client.delete_object(Bucket=s3_bucket, Key="l/to_process/a.csv")
+    assert not store.claim("to_process/a.csv", "_incoming/b/claimed/000002.csv", listed.version)
+    assert _all_keys(client, s3_bucket, "l/_incoming/") == ["l/_incoming/b/claimed/000001.csv"]
+
+    # Above the single-copy limit the condition travels with the multipart copy.
+    monkeypatch.setattr(s3_module, "MAX_SINGLE_COPY_BYTES", 6 * 1024**2)
+    monkeypatch.setattr(s3_module, "MULTIPART_COPY_CHUNK_BYTES", 5 * 1024**2)
+    big = bytes(range(256)) * (11 * 1024**2 // 256)
+    client.put_object(Bucket=s3_bucket, Key="l/to_process/big.csv", Body=big)
+    (big_listed,) = store.list("to_process/")
+    assert store.claim("to_process/big.csv", "_incoming/b/claimed/000003.csv", big_listed.version)
+    assert store.read_bytes("_incoming/b/claimed/000003.csv") == big
+    client.put_object(Bucket=s3_bucket, Key="l/to_process/big.csv", Body=big + b"x")
+    assert not store.claim(
+        "to_process/big.csv", "_incoming/b/claimed/000004.csv", big_listed.version
+    )
+    assert not store.exists("_incoming/b/claimed/000004.csv")
+
+
+def test_delete_if_unchanged_keeps_a_new_version(moto_server, s3_bucket):
+    """DeleteObject with If-Match: a version uploaded after the listing survives (412)."""
+    client = moto_server.client()
+    store = S3Store(f"s3://{s3_bucket}/l")
+    client.put_object(Bucket=s3_bucket, Key="l/to_process/a.csv", Body=b"v1")
+    old = store.version("to_process/a.csv")
+    client.put_object(Bucket=s3_bucket, Key="l/to_process/a.csv", Body=b"v2")
+    assert not store.delete_if_unchanged("to_process/a.csv", old)
+    assert store.read_bytes("to_process/a.csv") == b"v2"
+    new = store.version("to_process/a.csv")
+    assert new != old
+    assert store.delete_if_unchanged("to_process/a.csv", new)
+    assert _all_keys(client, s3_bucket, "l/") == []
+    assert not store.delete_if_unchanged("to_process/a.csv", new)  # repeated: nothing to do
+    assert store.version("to_process/a.csv") is None

@@ -142,10 +142,12 @@ class IncomingFile:
         head: bytes,
         max_line_fields: int = 0,
         settings: Settings | None = None,
+        read_from: str | None = None,
     ) -> None:
         if settings is None:
             settings = Settings()
         self._store = store
+        self._read_key = read_from or key
         self.key = key
         self.name = posixpath.basename(key)
         self.extension = posixpath.splitext(self.name)[1].lower()
@@ -160,13 +162,24 @@ class IncomingFile:
         self._header_error: str | None = None
 
     @classmethod
-    def scan(cls, store: ObjectStore, key: str, settings: Settings | None = None) -> IncomingFile:
+    def scan(
+        cls,
+        store: ObjectStore,
+        key: str,
+        settings: Settings | None = None,
+        *,
+        read_from: str | None = None,
+    ) -> IncomingFile:
         """Stream ``key`` from ``store`` once and describe it.
 
         Args:
             store: The object store holding the file (the landing zone).
-            key: The object's key, e.g. ``to_process/sales_1.csv``.
+            key: The object's key, e.g. ``to_process/sales_1.csv``: what validators see as
+                :attr:`key` and :attr:`name`.
             settings: The run's settings; defaults to ``Settings()``.
+            read_from: Where the bytes are read from, if not ``key``: the run's claimed copy
+                of it (``sales_etl.journal.claim_files``), so validators judge the original
+                name and the bytes Spark will load. :meth:`open` reads it too.
 
         Returns:
             The file's description: size, SHA-256, UTF-8 validity, NUL bytes and its head.
@@ -181,7 +194,7 @@ class IncomingFile:
         utf8_error: str | None = None
         has_nul = False
         widest = _WidestLine(SPARK_CSV_MAX_COLUMNS)
-        with store.open(key) as stream:
+        with store.open(read_from or key) as stream:
             while chunk := stream.read(CHUNK_BYTES):
                 digest.update(chunk)
                 if len(head) < HEAD_BYTES:
@@ -203,6 +216,7 @@ class IncomingFile:
             head=bytes(head),
             max_line_fields=widest.finish(),
             settings=settings,
+            read_from=read_from,
         )
 
     @property
@@ -229,8 +243,11 @@ class IncomingFile:
         return list(self._header)
 
     def open(self) -> BinaryIO:
-        """A fresh binary stream of the whole object, from the store (close it after use)."""
-        return self._store.open(self.key)
+        """A fresh binary stream of the whole object, from the store (close it after use).
+
+        During a run these are the bytes of the run's claimed copy: the ones checksummed.
+        """
+        return self._store.open(self._read_key)
 
     def __repr__(self) -> str:
         return (

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from sales_etl.db.schema import metadata
-from sales_etl.errors import ConfigError
+from sales_etl.db.schema import JOURNAL_UPGRADE_COLUMNS, metadata
+from sales_etl.errors import ConfigError, one_line
 from sales_etl.secrets import redact_url
 from sales_etl.settings import setting_label
 
@@ -129,10 +129,41 @@ LEFT_AS_IS = "exists, left as is"
 def init_db(engine: Engine) -> dict[str, str]:
     """Create every table the product uses if missing; returns table name -> outcome.
 
-    The outcome is :data:`CREATED` or :data:`LEFT_AS_IS` (names sorted). An existing table is
-    never altered, so dimension tables a user made with the tutorial's own DDL (INT
+    The outcome is :data:`CREATED`, :data:`LEFT_AS_IS` or ``"upgraded: added <columns>"``
+    (names sorted). An existing table is never altered, except that the nullable journal
+    columns of :data:`~sales_etl.db.schema.JOURNAL_UPGRADE_COLUMNS` missing from a
+    ``staging_files`` made by an earlier release are added (``ALTER TABLE ... ADD COLUMN``, no
+    row rewritten). Dimension tables a user made with the tutorial's own DDL (INT
     AUTO_INCREMENT ids, TIMESTAMP, CHAR(1), TEXT) keep their definition and rows.
     """
     existing = set(inspect(engine).get_table_names())
     metadata.create_all(engine, checkfirst=True)
-    return {name: LEFT_AS_IS if name in existing else CREATED for name in sorted(metadata.tables)}
+    outcomes = {
+        name: LEFT_AS_IS if name in existing else CREATED for name in sorted(metadata.tables)
+    }
+    for table_name, columns in JOURNAL_UPGRADE_COLUMNS.items():
+        if table_name not in existing:
+            continue
+        have = {c["name"] for c in inspect(engine).get_columns(table_name)}
+        added = [c for c in columns if c not in have]
+        statements = [
+            f"ALTER TABLE {table_name} ADD COLUMN {name} "
+            f"{metadata.tables[table_name].c[name].type.compile(dialect=engine.dialect)} NULL"
+            for name in added
+        ]
+        try:
+            with engine.begin() as conn:
+                for statement in statements:
+                    conn.execute(text(statement))
+        except DBAPIError as exc:  # typically: the flow's user may not ALTER (docs/s3-mysql.md)
+            raise ConfigError(
+                f"{DATABASE_SETTING}: table {table_name!r} lacks the columns "
+                f"{', '.join(added)} this release's run journal needs, and adding them failed "
+                f"({type(exc.orig).__name__}: {one_line(str(exc.orig), 200)}) in "
+                f"{redact_url(engine.url.render_as_string(hide_password=False))}",
+                hint="run `sales-etl init-db` once as the set-up user (it needs ALTER on "
+                f"{table_name}), or run: " + "; ".join(statements),
+            ) from None
+        if added:
+            outcomes[table_name] = "upgraded: added " + ", ".join(added)
+    return outcomes

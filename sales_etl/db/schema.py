@@ -138,7 +138,8 @@ def check_dimension_columns(
 
 # --- owned tables -----------------------------------------------------------------------------
 
-# Status values of staging_files.status
+# Status values of staging_files.status (transitions: sales_etl/journal.py, docs/architecture.md)
+CLAIMED = "CLAIMED"  # copied into the run's claim folder, not judged yet
 ACTIVE = "ACTIVE"  # accepted, being loaded by its run
 COMPLETED = "COMPLETED"  # loaded and archived under processed/
 REJECTED = "REJECTED"  # moved to error_files/<category>/
@@ -163,10 +164,18 @@ staging_files = Table(
     Column("rows_quarantined", BigInteger),
     Column("created_at", UtcDateTime, nullable=False),  # UTC
     Column("updated_at", UtcDateTime, nullable=False),  # UTC
+    # The run's own copy of the file (landing _incoming/<batch>/claimed/NNNNNN.csv) and the
+    # version of the original it copied (S3 ETag, local inode:size:mtime_ns). Added after the
+    # first release: nullable, and init_db adds them to an older table (JOURNAL_UPGRADE_COLUMNS).
+    Column("claim_location", String(1024)),
+    Column("source_version", String(255)),
     Index("ix_staging_files_checksum_status", "checksum", "status"),
     Index("ix_staging_files_run_id", "run_id"),
     **MYSQL_TABLE_OPTIONS,
 )
+
+#: Nullable journal columns :func:`sales_etl.db.engine.init_db` adds to an existing table.
+JOURNAL_UPGRADE_COLUMNS = {"staging_files": ("claim_location", "source_version")}
 
 # Status values of etl_runs.status
 RUN_STARTED = "STARTED"  # marts may be half written; recovery rolls this run back

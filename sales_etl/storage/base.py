@@ -6,7 +6,7 @@ import hashlib
 import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 _HADOOP_GLOB_CHARS = "\\*?[]{}"
@@ -23,10 +23,16 @@ class StorageError(RuntimeError):
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """One object: its key relative to the store root and its size in bytes."""
+    """One object: its key relative to the store root, its size in bytes and its version.
+
+    ``version`` identifies the exact bytes listed (S3: the ETag; local: ``inode:size:mtime_ns``);
+    :meth:`ObjectStore.claim` and :meth:`ObjectStore.delete_if_unchanged` act only while the
+    object still has it. It takes no part in equality, so ``ObjectInfo(key, size)`` compares equal.
+    """
 
     key: str
     size: int
+    version: str | None = field(default=None, compare=False)
 
 
 def safe_key(key: str) -> str:
@@ -71,6 +77,32 @@ class ObjectStore(ABC):
     @abstractmethod
     def copy(self, src: str, dst: str) -> None:
         """Copy one object inside the store (server-side where the backend can)."""
+
+    @abstractmethod
+    def version(self, key: str) -> str | None:
+        """The object's current version token (as :attr:`ObjectInfo.version`), None if missing."""
+
+    @abstractmethod
+    def claim(self, src: str, dst: str, version: str) -> bool:
+        """Copy exactly the version ``version`` of ``src`` to ``dst`` (the run's own copy).
+
+        Returns False, leaving no ``dst`` behind, when ``src`` is missing or no longer has that
+        version (replaced, truncated, appended to since it was listed): the caller leaves it for
+        the next run. S3: a server-side CopyObject with ``CopySourceIfMatch`` (HTTP 412 -> False).
+        Local: a copy, with the source's ``inode:size:mtime_ns`` compared before and after.
+        """
+
+    @abstractmethod
+    def delete_if_unchanged(self, key: str, version: str) -> bool:
+        """Delete ``key`` only if it still has ``version``; True when this call deleted it.
+
+        False when the object is missing or is another version (a new delivery under the same
+        name): that one is left where it is. Safe to repeat after a crash. S3:
+        ``DeleteObject`` with ``If-Match`` (HTTP 412 -> False). Local: an atomic rename to a
+        hidden tombstone beside it, the version compared, then unlinked, or linked back when it
+        differs (never overwriting a newer file; if the name was taken again it is kept under
+        ``<name>.sales-etl-kept-<version>`` beside it and logged).
+        """
 
     @abstractmethod
     def delete(self, key: str) -> None:

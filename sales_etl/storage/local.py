@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +18,18 @@ from sales_etl.storage.base import (
     escape_hadoop_glob,
     safe_key,
 )
+
+logger = logging.getLogger(__name__)
+
+
+def file_version(stat: os.stat_result) -> str:
+    """A local file's version token: ``inode:size:mtime_ns``.
+
+    An upload that replaces the file (new inode), truncates or appends to it (size, mtime)
+    gives another token. A rewrite in place to the same size within one mtime tick would not:
+    file systems with nanosecond timestamps (ext4, xfs, tmpfs) make that window negligible.
+    """
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 class LocalStore(ObjectStore):
@@ -38,7 +53,8 @@ class LocalStore(ObjectStore):
                 if path.is_symlink():  # a link could point outside the landing zone
                     continue
                 key = path.relative_to(self.root).as_posix()
-                found.append(ObjectInfo(key=key, size=path.stat().st_size))
+                stat = path.stat()
+                found.append(ObjectInfo(key=key, size=stat.st_size, version=file_version(stat)))
         return sorted(found, key=lambda o: o.key)
 
     def open(self, key: str) -> BinaryIO:
@@ -67,6 +83,68 @@ class LocalStore(ObjectStore):
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)  # readers never see a half-written target
+
+    def version(self, key: str) -> str | None:
+        try:
+            return file_version(self._path(key).stat())
+        except FileNotFoundError:
+            return None
+
+    def claim(self, src: str, dst: str, version: str) -> bool:
+        source, target = self._path(src), self._path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            if file_version(source.stat()) != version:
+                return False
+            shutil.copyfile(source, tmp)
+            unchanged = file_version(source.stat()) == version
+        except FileNotFoundError:
+            unchanged = False
+        if not unchanged:  # written to while we copied: the copy may mix two versions
+            tmp.unlink(missing_ok=True)
+            return False
+        os.replace(tmp, target)
+        return True
+
+    def _tombstone(self, path: Path, version: str) -> Path:
+        # Hidden (listing skips dot-files), beside the original (same file system: the rename
+        # is atomic), and named after the version so a repeated call finds it again.
+        tag = hashlib.sha256(version.encode()).hexdigest()[:12]
+        return path.with_name(f".{path.name}.sales-etl-deleting-{tag}")
+
+    def delete_if_unchanged(self, key: str, version: str) -> bool:
+        path = self._path(key)
+        tombstone = self._tombstone(path, version)
+        if not tombstone.exists():  # else: an earlier call died after the rename
+            try:
+                os.replace(path, tombstone)  # nobody can write to ``key`` under us from here on
+            except FileNotFoundError:
+                return False
+        if file_version(tombstone.stat()) == version:
+            tombstone.unlink()
+            return True
+        self._put_back(tombstone, path, version)
+        return False
+
+    def _put_back(self, tombstone: Path, path: Path, version: str) -> None:
+        """A newer file was renamed away by :meth:`delete_if_unchanged`: restore it, never
+        overwriting a file that took its name meanwhile."""
+        try:
+            os.link(tombstone, path)
+        except FileExistsError:
+            if not path.samefile(tombstone):  # not our own earlier put-back: keep both
+                tag = hashlib.sha256(version.encode()).hexdigest()[:12]
+                kept = path.with_name(f"{path.name}.sales-etl-kept-{tag}")
+                with contextlib.suppress(FileExistsError):  # kept by an earlier attempt
+                    os.link(tombstone, kept)
+                logger.warning(
+                    "%s changed while it was being removed and its name was taken again: "
+                    "the changed file is kept as %s",
+                    path,
+                    kept.name,
+                )
+        tombstone.unlink()
 
     def move(self, src: str, dst: str) -> bool:
         source, target = self._path(src), self._path(dst)

@@ -257,6 +257,11 @@ def _status(exc: Exception) -> int:
     return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
+def _precondition_failed(exc: Exception) -> bool:
+    """An If-Match / CopySourceIfMatch condition did not hold (the object changed)."""
+    return _error_code(exc) in ("PreconditionFailed", "412") or _status(exc) == 412
+
+
 def _is_not_found(exc: Exception) -> bool:
     return _error_code(exc) in ("NoSuchKey", "404", "NotFound") or _status(exc) == 404
 
@@ -295,12 +300,12 @@ class S3Store(ObjectStore):
     def _relative(self, s3_key: str) -> str:
         return s3_key[len(self.prefix) + 1 :] if self.prefix else s3_key
 
-    def _iter_s3_keys(self, s3_prefix: str) -> Iterator[tuple[str, int]]:
-        """Every (S3 key, size) under ``s3_prefix``, all pages, folder markers included."""
+    def _iter_s3_keys(self, s3_prefix: str) -> Iterator[tuple[str, int, str]]:
+        """Every (S3 key, size, ETag) under ``s3_prefix``, all pages, folder markers included."""
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=s3_prefix):
             for item in page.get("Contents", ()):
-                yield item["Key"], int(item["Size"])
+                yield item["Key"], int(item["Size"]), str(item.get("ETag", ""))
 
     def _missing(self, key: str) -> StorageError:
         return StorageError(f"object not found: {key!r} in {self.url}")
@@ -309,10 +314,10 @@ class S3Store(ObjectStore):
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         found = []
-        for s3_key, size in self._iter_s3_keys(self._dir_prefix(prefix)):
+        for s3_key, size, etag in self._iter_s3_keys(self._dir_prefix(prefix)):
             if s3_key.endswith("/"):  # a folder marker (S3 consoles, Hadoop mkdirs)
                 continue
-            found.append(ObjectInfo(key=self._relative(s3_key), size=size))
+            found.append(ObjectInfo(key=self._relative(s3_key), size=size, version=etag))
         return sorted(found, key=lambda o: o.key)
 
     def open(self, key: str) -> BinaryIO:
@@ -372,24 +377,80 @@ class S3Store(ObjectStore):
         if self._full(src) != self._full(dst):
             self._copy(src, dst, self.size(src))
 
-    def _copy(self, src: str, dst: str, size: int) -> None:
+    def _copy(self, src: str, dst: str, size: int, etag: str | None = None) -> str | None:
+        """Server-side copy; with ``etag``, only of that version (else HTTP 412 is raised).
+
+        Returns the copy's ETag when the store reports it (single CopyObject), else None.
+        """
         copy_source = {"Bucket": self.bucket, "Key": self._full(src)}
         target = self._full(dst)
+        condition = {"CopySourceIfMatch": etag} if etag else {}
         if size <= MAX_SINGLE_COPY_BYTES:
-            self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=copy_source)
-            return
+            response = self.client.copy_object(
+                Bucket=self.bucket, Key=target, CopySource=copy_source, **condition
+            )
+            return response.get("CopyObjectResult", {}).get("ETag")
         from boto3.s3.transfer import TransferConfig
 
-        # The managed transfer splits the copy into UploadPartCopy requests (server-side too).
+        # The managed transfer splits the copy into UploadPartCopy requests (server-side too);
+        # it passes CopySourceIfMatch on to its HeadObject (as IfMatch) and to every part.
         self.client.copy(
             copy_source,
             self.bucket,
             target,
+            ExtraArgs=condition or None,
             Config=TransferConfig(
                 multipart_threshold=MAX_SINGLE_COPY_BYTES,
                 multipart_chunksize=MULTIPART_COPY_CHUNK_BYTES,
             ),
         )
+        return None
+
+    def version(self, key: str) -> str | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+        return str(head["ETag"])
+
+    def claim(self, src: str, dst: str, version: str) -> bool:
+        """Server-side copy of ``src`` if its ETag is still ``version`` (412 or 404 -> False).
+
+        Checked again after the copy, for stores that ignore ``CopySourceIfMatch`` (moto 5.2
+        does): a copy whose ETag is not ``version`` (another version's MD5, or a store that
+        gives copies new ETags: SSE-KMS, multipart) is kept only if the source still has
+        ``version``; otherwise it is deleted and the file left for the next run.
+        """
+        try:
+            size = self.size(src)
+            copied = self._copy(src, dst, size, etag=version)
+        except StorageError:
+            return False  # deleted since it was listed
+        except Exception as exc:
+            if _is_not_found(exc) or _precondition_failed(exc):
+                return False
+            raise
+        if copied != version and self.version(src) != version:
+            self.delete(dst)
+            return False
+        return True
+
+    def delete_if_unchanged(self, key: str, version: str) -> bool:
+        """``DeleteObject`` with ``If-Match: <ETag>`` (412: a new version arrived, kept).
+
+        A store that ignores ``If-Match`` on DELETE would delete a newer version too
+        (docs/reliability.md); AWS S3 has honoured it since 2024, moto 5.2 does.
+        """
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._full(key), IfMatch=version)
+        except Exception as exc:
+            # 404: already deleted (a repeated call); 412: another version, kept.
+            if _is_not_found(exc) or _precondition_failed(exc):
+                return False
+            raise
+        return True
 
     def move(self, src: str, dst: str) -> bool:
         """Copy then delete (S3 has no rename); safe to repeat, 3 requests when there is work.
@@ -430,7 +491,7 @@ class S3Store(ObjectStore):
     def delete_prefix(self, prefix: str) -> int:
         """Delete the object ``prefix`` names, or everything under the folder ``prefix``."""
         folder = safe_key(prefix.rstrip("/"))
-        s3_keys = [k for k, _ in self._iter_s3_keys(self._full(folder) + "/")]
+        s3_keys = [k for k, _, _ in self._iter_s3_keys(self._full(folder) + "/")]
         if self.exists(folder):
             s3_keys.append(self._full(folder))
         self._delete_s3_keys(s3_keys)
