@@ -441,7 +441,8 @@ class S3Store(ObjectStore):
         """``DeleteObject`` with ``If-Match: <ETag>`` (412: a new version arrived, kept).
 
         A store that ignores ``If-Match`` on DELETE would delete a newer version too
-        (docs/reliability.md); AWS S3 has honoured it since 2024, moto 5.2 does.
+        (docs/reliability.md); AWS S3 general purpose buckets honour it since
+        2025-09-16 (S3 user guide, "How to perform conditional deletes"); moto 5.2 does.
         """
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._full(key), IfMatch=version)
