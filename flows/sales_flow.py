@@ -24,6 +24,7 @@ from sales_etl.tasks.files import (
     apply_holds,
     archive_accepted_files,
     claim_incoming_files,
+    files_left_waiting,
     hold_files,
     list_incoming_files,
     open_run,
@@ -100,7 +101,7 @@ def sales_etl_flow(
     try:
         with clock.stage("recover interrupted runs"):
             recovered = recover_interrupted_runs(settings)
-        with clock.stage("list and validate files"):
+        with clock.stage("list files"):
             listed = list_incoming_files(settings)
         if listed:
             start_spark_in_background(settings)  # the JVM starts while files are validated
@@ -119,8 +120,8 @@ def sales_etl_flow(
             return summary
         with clock.stage("claim files"):
             batch_id = open_run(settings, run_id, _flow_run_id())
-            claim_incoming_files(settings, run_id, batch_id, listed)
-        with clock.stage("list and validate files"):
+            claimed = claim_incoming_files(settings, run_id, batch_id, listed)
+        with clock.stage("validate files"):
             plans = validate_claimed_files(settings, run_id, batch_id)
         with clock.stage("route rejected files"):
             route_rejected_files(settings, run_id)
@@ -150,10 +151,12 @@ def sales_etl_flow(
             if not (stats and stats["months"]):
                 commit_empty_batch(settings, run_id)
             archive_accepted_files(settings, run_id)
+            left = files_left_waiting(settings, listed, claimed)
         summary = build_summary(
             run_id=run_id,
             batch_id=batch_id,
             plans=plans,
+            left_waiting=left,
             stats=stats,
             reporting=reporting,
             recovered=recovered,

@@ -245,6 +245,11 @@ def summary_markdown(summary: Mapping[str, Any], settings: Settings) -> str:
             for f in rejected_files
         ]
         lines.append("")
+    waiting = summary.get("files_left_waiting", [])
+    if waiting:
+        lines += ["## Left in `to_process/` for the next run", ""]
+        lines += [f"- {_md(f['file'])}: {_md(f['reason'])}" for f in waiting]
+        lines.append("")
     held = [f for f in summary.get("files", []) if "top_reasons" in f]
     if held:
         lines += [

@@ -204,14 +204,14 @@ def run_flow(settings: Settings, *, skip_when_idle: bool = False) -> dict[str, A
             return summary
 
     from sales_etl.flows.sales_flow import sales_etl_flow
-    from sales_etl.layout import TO_PROCESS
+    from sales_etl.journal import incoming_files
     from sales_etl.spark import start_spark_in_background
     from sales_etl.storage import open_store
 
     for name, value in settings.model_dump().items():
         if value is not None:
             os.environ[f"SALES_ETL_{name.upper()}"] = str(value)
-    waiting = open_store(settings.landing).list(TO_PROCESS + "/")
+    waiting = incoming_files(open_store(settings.landing))
     if waiting:
         # Work is waiting: let the JVM start while Prefect starts its temporary server (for
         # a small batch, also warm it: sales_etl.warm_up).

@@ -20,8 +20,7 @@ from sqlalchemy import inspect
 
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import etl_lock, etl_runs
-from sales_etl.journal import interrupted_runs, lock_is_free
-from sales_etl.layout import TO_PROCESS
+from sales_etl.journal import incoming_files, interrupted_runs, lock_is_free
 from sales_etl.settings import Settings
 from sales_etl.storage import open_store
 from sales_etl.summary import build_summary
@@ -45,7 +44,7 @@ def idle_summary(settings: Settings) -> dict[str, Any] | None:
     """
     clock = StageClock()
     with clock.stage(IDLE_CHECK_STAGE):
-        if open_store(settings.landing).list(TO_PROCESS + "/"):
+        if incoming_files(open_store(settings.landing)):  # hidden names are never taken
             return None
         engine = make_engine(settings.database_url)
         try:

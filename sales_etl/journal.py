@@ -51,9 +51,9 @@ from sales_etl.db.schema import (
     staging_files,
 )
 from sales_etl.faults import crash_point
-from sales_etl.layout import error_key, incoming_prefix, processed_key
+from sales_etl.layout import TO_PROCESS, error_key, incoming_prefix, processed_key
 from sales_etl.mart_batches import drop_scratch, rollback_batch
-from sales_etl.storage import ObjectInfo, ObjectStore
+from sales_etl.storage import ObjectInfo, ObjectStore, StorageError, safe_key
 
 LOCK_NAME = "pipeline"
 
@@ -208,6 +208,53 @@ def claim_key(batch_id: str, number: int) -> str:
     extension such as ``.gz``: Spark reads exactly the bytes that were checksummed.
     """
     return incoming_prefix(batch_id, f"claimed/{number:06d}.csv")
+
+
+def incoming_files(store: ObjectStore) -> list[ObjectInfo]:
+    """The files waiting in ``to_process/`` (all pages): what a run lists and claims.
+
+    Skips keys that could escape the root (logged) and hidden names (a leading dot: editor swap
+    files, uploads in progress written as ``.name.csv`` and renamed when complete).
+    """
+    found = []
+    for obj in store.list(TO_PROCESS + "/"):
+        try:
+            safe_key(obj.key)
+        except StorageError:
+            # Cannot be addressed safely (e.g. an S3 key with "../" or "//"): leave it alone, loudly.
+            logger.warning("ignoring object with an unsafe key: %r", obj.key)
+            continue
+        if obj.key.rsplit("/", 1)[-1].startswith("."):  # editor swap files, partial uploads
+            continue
+        found.append(obj)
+    return found
+
+
+#: Why a listed file is still in ``to_process/`` after its run (:func:`left_waiting`).
+NOT_CLAIMED = "changed or vanished while it was being claimed: the next run takes it"
+NEW_VERSION = (
+    "a new version arrived during the run: it waits for the next run "
+    "(this run used the version it claimed)"
+)
+
+
+def left_waiting(
+    landing: ObjectStore, listed: Sequence[str], claimed: Sequence[str]
+) -> list[dict[str, str]]:
+    """The listed files still in ``to_process/`` once the run settled its claims, and why.
+
+    ``listed``: keys the run listed; ``claimed``: those it claimed. A claimed file whose key
+    still exists has a new version (the claimed one was settled and removed only if
+    unchanged); a listed file not claimed changed while it was being claimed. Returns
+    ``{"file": key, "reason": NOT_CLAIMED | NEW_VERSION}`` in listing order.
+    """
+    waiting = {obj.key for obj in incoming_files(landing)}
+    taken = set(claimed)
+    return [
+        {"file": key, "reason": NEW_VERSION if key in taken else NOT_CLAIMED}
+        for key in listed
+        if key in waiting
+    ]
 
 
 def claim_files(

@@ -15,12 +15,15 @@ def build_summary(
     reporting: dict[str, Any] | None,
     recovered: list[dict[str, Any]],
     stage_seconds: dict[str, float] | None = None,
+    left_waiting: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Everything an operator wants to know about one run, as JSON-ready data.
 
     ``plans`` must already show held files as rejected (``tasks.files.apply_holds``); their row
     counts come from ``stats["held"]``. ``rows_total`` = ``rows_loaded`` + ``rows_quarantined``
     over the files that stayed in the batch; ``rows_held`` counts the rows of held files.
+    ``left_waiting``: listed files still in ``to_process/`` for the next run, ``{"file",
+    "reason"}`` each (:func:`sales_etl.journal.left_waiting`); not counted in ``files_total``.
     """
     stats = stats or {}
     per_file = stats.get("per_file", {})
@@ -54,6 +57,7 @@ def build_summary(
         "files_rejected": len(files) - outcomes.get("accepted", 0),
         "files_by_outcome": dict(sorted(outcomes.items())),
         "files": files,
+        "files_left_waiting": list(left_waiting or []),
         "rows_total": stats.get("rows_total", 0),
         "rows_loaded": stats.get("rows_loaded", 0),
         "rows_quarantined": stats.get("rows_quarantined", 0),
@@ -90,6 +94,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     for f in summary["files"]:
         if f["outcome"] != "accepted":
             lines.append(f"  - {f['file']}: {f['outcome']} ({f['reason']})")
+    for f in summary.get("files_left_waiting", []):
+        lines.append(f"  - {f['file']}: left in to_process/ ({f['reason']})")
     held = f"; {summary['rows_held']} in held files" if summary.get("rows_held") else ""
     lines.append(
         f"Rows: {summary['rows_total']} read, {summary['rows_loaded']} loaded, "

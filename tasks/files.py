@@ -6,7 +6,6 @@ these tasks open the stores and the database around it, validate, and log.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from sales_etl.db.schema import CLAIMED
 from sales_etl.faults import crash_point
 from sales_etl.layout import TO_PROCESS
 from sales_etl.settings import Settings
-from sales_etl.storage import ObjectInfo, ObjectStore, StorageError, open_store, safe_key
+from sales_etl.storage import ObjectInfo, ObjectStore, open_store
 from sales_etl.tasks.retry import retry_options
 from sales_etl.validators.manager import get_plugin_manager, validate_file
 from sales_etl.validators.model import DUPLICATE, UNKNOWN, IncomingFile
@@ -59,29 +58,12 @@ class FilePlan:
         return asdict(self)
 
 
-def incoming_files(store: ObjectStore) -> list[ObjectInfo]:
-    """Every object under ``to_process/`` (all pages), skipping keys that could escape the root."""
-    found = []
-    logger = logging.getLogger(__name__)
-    for obj in store.list(TO_PROCESS + "/"):
-        try:
-            safe_key(obj.key)
-        except StorageError:
-            # Cannot be addressed safely (e.g. an S3 key with "../" or "//"): leave it alone, loudly.
-            logger.warning("ignoring object with an unsafe key: %r", obj.key)
-            continue
-        if obj.key.rsplit("/", 1)[-1].startswith("."):  # editor swap files, partial uploads
-            continue
-        found.append(obj)
-    return found
-
-
 @task(name="list-incoming-files", cache_policy=NO_CACHE, **retry_options())
 def list_incoming_files(settings: Settings) -> list[dict[str, Any]]:
     """The files waiting in ``to_process/``: ``key``, ``size`` (bytes), ``version`` each."""
     listed = [
         {"key": o.key, "size": o.size, "version": o.version}
-        for o in incoming_files(open_store(settings.landing))
+        for o in journal.incoming_files(open_store(settings.landing))
     ]
     get_run_logger().info("%d file(s) waiting in %s/", len(listed), TO_PROCESS)
     return listed
@@ -257,6 +239,20 @@ def apply_holds(
         else dict(plan)
         for plan in plans
     ]
+
+
+@task(name="files-left-waiting", cache_policy=NO_CACHE, **retry_options())
+def files_left_waiting(
+    settings: Settings, listed: list[dict[str, Any]], claimed: list[str]
+) -> list[dict[str, str]]:
+    """The listed files still in ``to_process/`` after the run settled its claims.
+
+    Returns ``{"file": key, "reason": ...}`` each (:func:`sales_etl.journal.left_waiting`).
+    """
+    left = journal.left_waiting(open_store(settings.landing), [o["key"] for o in listed], claimed)
+    for entry in left:
+        get_run_logger().warning("left in to_process/: %s (%s)", entry["file"], entry["reason"])
+    return left
 
 
 @task(name="archive-accepted-files", cache_policy=NO_CACHE, **retry_options())

@@ -269,6 +269,15 @@ def test_versions_that_arrive_during_a_run_load_once_each_in_the_next_run(
         "recreated.csv": RECREATED_NEW,
         "raced.csv": RACED_NEW,
     }
+    # The summary names every file that waits for the next run, and why.
+    from sales_etl.journal import NEW_VERSION, NOT_CLAIMED
+
+    assert sorted((f["file"], f["reason"]) for f in first["files_left_waiting"]) == [
+        ("to_process/raced.csv", NOT_CLAIMED),
+        ("to_process/recreated.csv", NEW_VERSION),
+        ("to_process/reupload.csv", NEW_VERSION),
+        ("to_process/truncated.csv", NEW_VERSION),
+    ]
     # No claim copy, no tombstone, nothing else anywhere.
     archived_now = ("a_first", "reupload", "deleted", "truncated", "recreated")
     waiting = ("reupload", "truncated", "recreated", "raced")

@@ -155,6 +155,8 @@ CASES: dict[str, tuple[bool, str | None, dict[str, Any] | None, dict[str, Any] |
     ),
     "a file waiting": (False, "day.csv", None, None),
     "a file in a sub-folder of to_process": (False, "shop1/day.csv", None, None),
+    # An upload in progress under a hidden name is never taken: it must not wake Prefect + Spark.
+    "only a hidden upload in progress": (True, ".day.csv", None, None),
     "a run left STARTED": (False, None, _run_row("STARTED"), None),
     "a run left LOADED": (False, None, _run_row("LOADED"), None),
     "the lock held by a live process here": (

@@ -6,8 +6,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from sales_etl.journal import incoming_files
 from sales_etl.storage.local import LocalStore
-from sales_etl.tasks.files import incoming_files
 
 
 def _files(root: Path) -> dict[str, bytes]:

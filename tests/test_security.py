@@ -55,8 +55,8 @@ def test_unsafe_keys_are_refused(tmp_path: Path, key: str) -> None:
 
 def test_symlink_in_to_process_is_not_followed(tmp_path: Path) -> None:
     """A link in to_process/ pointing outside the landing zone is ignored, never read or moved."""
+    from sales_etl.journal import incoming_files
     from sales_etl.storage.local import LocalStore
-    from sales_etl.tasks.files import incoming_files
 
     outside = tmp_path / "outside"
     outside.mkdir()
