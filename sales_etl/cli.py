@@ -197,7 +197,9 @@ def run_flow(settings: Settings, *, skip_when_idle: bool = False) -> dict[str, A
     # Prefect's temporary server and the JVM start. The flow checks again as its first task.
     run_preflight(settings)
     if skip_when_idle:
-        from sales_etl.idle import idle_summary
+        from sales_etl.idle import idle_summary, refuse_when_run_in_progress
+
+        refuse_when_run_in_progress(settings)
 
         summary = idle_summary(settings)
         if summary is not None:

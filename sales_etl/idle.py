@@ -20,7 +20,12 @@ from sqlalchemy import inspect
 
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import etl_lock, etl_runs
-from sales_etl.journal import incoming_files, interrupted_runs, lock_is_free
+from sales_etl.journal import (
+    incoming_files,
+    interrupted_runs,
+    lock_is_free,
+    refuse_when_locked,
+)
 from sales_etl.settings import Settings
 from sales_etl.storage import open_store
 from sales_etl.summary import build_summary
@@ -65,3 +70,17 @@ def idle_summary(settings: Settings) -> dict[str, Any] | None:
         recovered=[],
         stage_seconds=dict(clock.seconds),
     )
+
+
+def refuse_when_run_in_progress(settings: Settings) -> None:
+    """Refuse at once, before Prefect and Spark start, when another run holds the lock.
+
+    Raises:
+        sales_etl.journal.RunLockedError: a live run holds the lock (one line and a hint).
+    """
+    engine = make_engine(settings.database_url)
+    try:
+        if etl_lock.name in set(inspect(engine).get_table_names()):
+            refuse_when_locked(engine)
+    finally:
+        engine.dispose()

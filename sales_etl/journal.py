@@ -50,6 +50,7 @@ from sales_etl.db.schema import (
     etl_runs,
     staging_files,
 )
+from sales_etl.errors import UserError
 from sales_etl.faults import crash_point
 from sales_etl.layout import TO_PROCESS, error_key, incoming_prefix, processed_key
 from sales_etl.mart_batches import drop_scratch, rollback_batch
@@ -63,8 +64,19 @@ logger = logging.getLogger(__name__)
 # --- the pipeline lock -------------------------------------------------------------------------
 
 
-class RunLockedError(RuntimeError):
-    """Another run holds the pipeline lock."""
+class RunLockedError(UserError):
+    """Another run holds the pipeline lock (exit 2, never retried: waiting is the fix)."""
+
+    @classmethod
+    def held_by(cls, row: Any) -> RunLockedError:
+        """The error for the lock row ``row`` (``run_id``, ``holder``, ``expires_at`` UTC)."""
+        expires = f"{row.expires_at:%Y-%m-%d %H:%M:%S}" if row.expires_at else "?"
+        return cls(
+            f"another run ({row.run_id} on {row.holder}) is in progress: it holds the pipeline lock",
+            hint="wait for it to finish, then run again (a lock left by a process that died on "
+            "this host is freed at once; one held from another host when its lease ends, "
+            f"{expires} UTC, SALES_ETL_LOCK_TTL_SECONDS)",
+        )
 
 
 def _holder() -> str:
@@ -98,6 +110,14 @@ def _lock_is_free(row: Any, run_id: str | None, now: datetime) -> bool:
     )
 
 
+def refuse_when_locked(engine: Engine) -> None:
+    """Raise :class:`RunLockedError` when a run starting now could not take the lock (read only)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(etl_lock).where(etl_lock.c.name == LOCK_NAME)).first()
+    if row is not None and not _lock_is_free(row, None, utc_now()):
+        raise RunLockedError.held_by(row)
+
+
 def lock_is_free(engine: Engine) -> bool:
     """True when a run starting now could take the pipeline lock (read only: nothing is taken).
 
@@ -129,10 +149,7 @@ def acquire_lock(engine: Engine, run_id: str, ttl_seconds: int) -> None:
             )
             return
         if not _lock_is_free(row, run_id, now):
-            raise RunLockedError(
-                f"another run ({row.run_id}, {row.holder}) holds the pipeline lock until "
-                f"{row.expires_at:%Y-%m-%d %H:%M:%S} UTC"
-            )
+            raise RunLockedError.held_by(row)
         # Compare-and-swap on the run id we saw, so two starters cannot both win.
         taken = conn.execute(
             update(etl_lock)

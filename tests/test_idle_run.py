@@ -230,3 +230,38 @@ def test_a_fresh_database_without_journal_tables_is_idle(tmp_path: Path) -> None
     summary = idle_summary(settings)
     assert summary is not None and summary["files_total"] == 0
     assert sql_rows(db, "SELECT name FROM sqlite_master") == []  # nothing was created
+
+
+def test_a_run_while_another_holds_the_lock_is_refused_at_once_in_one_line(
+    ws: Workspace, env: dict[str, str], journal_tables: Any
+) -> None:
+    """Two runs at once: the second says who runs, in one line and a hint, exit 2, before
+    Prefect or Spark start (it used to retry for ~95 s, then print a traceback)."""
+    from sales_etl.db.schema import etl_lock
+
+    waiting = ws.landing / "to_process" / "day.csv"
+    waiting.write_bytes(b"customer_id\n")
+    with journal_tables.begin() as conn:  # held by this live test process, lease 6 h
+        conn.execute(etl_lock.insert().values(**_lock_row(f"{HERE}:{os.getpid()}", 6)))
+    files_before, tables_before = tree_snapshot(ws.root / "landing"), _journal_tables(ws)
+
+    probed = _python(_IMPORTS_PROBE, env, ws.root)
+    report = json.loads(probed.stderr.strip().splitlines()[-1])
+    assert report == {"exit_code": 2, "heavy_modules": []}
+    assert json.loads(probed.stdout)["error"].startswith(
+        f"another run (other-run on {HERE}:{os.getpid()}) is in progress"
+    )
+
+    text = subprocess.run(
+        [SALES_ETL, "run"], env=env, cwd=ws.root, capture_output=True, text=True, timeout=300
+    )
+    assert text.returncode == 2
+    lines = text.stderr.strip().splitlines()
+    assert len(lines) == 2, text.stderr
+    assert lines[0] == (
+        f"sales-etl run: another run (other-run on {HERE}:{os.getpid()}) is in progress: "
+        "it holds the pipeline lock"
+    )
+    assert lines[1].startswith("hint: wait for it to finish, then run again")
+    assert tree_snapshot(ws.root / "landing") == files_before  # the file still waits
+    assert _journal_tables(ws) == tables_before
