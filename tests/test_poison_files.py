@@ -28,6 +28,7 @@ from helpers import SALES_COLUMNS, read_table, sha256_bytes
 from test_three_configurations import Config, parquet_rows
 
 from sales_etl.faults import at_point
+from sales_etl.layout import INCOMING
 
 KINDS = ("local+sqlite", "s3+sqlite")
 MAX_COLUMNS = 20_480  # Spark's documented maxColumns default (sql-data-sources-csv.html)
@@ -167,19 +168,19 @@ def test_an_over_wide_header_is_bad_schema_before_spark(config: Config) -> None:
 
 
 def _corrupt_after_validation(config: Config, original: bytes, corrupted: bytes):
-    """At ``after_validation``: overwrite every landing object (outside processed/ and
-    error_files/) whose bytes equal ``original`` — the file in to_process/ or a run-owned
-    claimed copy of it, wherever Spark will read it from."""
+    """At ``after_validation``: overwrite the run's claimed copy of the file (the bytes Spark
+    reads, under ``_incoming/<batch>/claimed/``), as a disk or a bug might, after validation
+    passed it. The original in to_process/ is left as it is: changing it too would be a new
+    version, which the claim step rightly leaves waiting for the next run."""
 
     def corrupt() -> None:
         hits = [
             rel
             for rel, data in config._objects(config.landing)
-            if data == original and not rel.startswith(("processed/", "error_files/"))
+            if data == original and rel.startswith(INCOMING + "/")
         ]
-        assert hits, "nothing to corrupt: the validated bytes are gone"
-        for rel in hits:
-            config.put(rel, corrupted)
+        assert len(hits) == 1, f"expected one claimed copy of the file, found {hits}"
+        config.put(hits[0], corrupted)
 
     return at_point("after_validation", corrupt)
 
