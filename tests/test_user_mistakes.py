@@ -510,8 +510,8 @@ def test_run_json_says_the_batch_was_rolled_back_when_a_run_fails_after_opening_
     monkeypatch.setenv("SALES_ETL_TASK_RETRIES", "0")
     monkeypatch.setattr(sales_flow, "route_rejected_files", broken_route)
     # No JVM for a run that fails before its Spark stage.
-    monkeypatch.setattr(spark, "start_spark_in_background", lambda *_: None)
-    monkeypatch.setattr(sales_flow, "start_spark_in_background", lambda *_: None)
+    monkeypatch.setattr(spark, "start_spark_in_background", lambda *_, **__: None)
+    monkeypatch.setattr(sales_flow, "start_spark_in_background", lambda *_, **__: None)
     for name, value in ws.env().items():
         monkeypatch.setenv(name, value)
     waiting = tree_snapshot(ws.landing / "to_process")
