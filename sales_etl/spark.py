@@ -227,7 +227,13 @@ def _start_spark(settings: Settings, app_name: str, input_bytes: int | None = No
         configure_s3a(_session, settings)
         return _session
     log4j = _log4j_config()
-    java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dfile.encoding=UTF-8"
+    # -XX:-OmitStackTraceInFastThrow: once HotSpot has compiled a hot path it throws implicit
+    # exceptions (e.g. univocity's "Index 20480 out of bounds") as a preallocated instance
+    # without message; the reason a file lands in error_files/unknown/ would then say nothing.
+    java_opts = (
+        f"-Dlog4j2.configurationFile=file:{log4j} -Dfile.encoding=UTF-8"
+        " -XX:-OmitStackTraceInFastThrow"
+    )
     driver_opts = java_opts
     if is_small_batch(settings, input_bytes):
         driver_opts = f"{java_opts} {SMALL_BATCH_JAVA_OPTIONS}"
