@@ -110,10 +110,15 @@ def _lock_is_free(row: Any, run_id: str | None, now: datetime) -> bool:
     )
 
 
+def _lock_row(conn: Connection) -> Any:
+    """The pipeline lock's row, or None before the first run took it."""
+    return conn.execute(select(etl_lock).where(etl_lock.c.name == LOCK_NAME)).first()
+
+
 def refuse_when_locked(engine: Engine) -> None:
     """Raise :class:`RunLockedError` when a run starting now could not take the lock (read only)."""
     with engine.connect() as conn:
-        row = conn.execute(select(etl_lock).where(etl_lock.c.name == LOCK_NAME)).first()
+        row = _lock_row(conn)
     if row is not None and not _lock_is_free(row, None, utc_now()):
         raise RunLockedError.held_by(row)
 
@@ -124,9 +129,11 @@ def lock_is_free(engine: Engine) -> bool:
     The idle check of ``sales-etl run`` (:mod:`sales_etl.idle`) uses it; a run still takes the
     lock with :func:`acquire_lock`.
     """
-    with engine.connect() as conn:
-        row = conn.execute(select(etl_lock).where(etl_lock.c.name == LOCK_NAME)).first()
-    return row is None or _lock_is_free(row, None, utc_now())
+    try:
+        refuse_when_locked(engine)
+    except RunLockedError:
+        return False
+    return True
 
 
 def acquire_lock(engine: Engine, run_id: str, ttl_seconds: int) -> None:
@@ -137,7 +144,7 @@ def acquire_lock(engine: Engine, run_id: str, ttl_seconds: int) -> None:
     """
     now = utc_now()
     with engine.begin() as conn:
-        row = conn.execute(select(etl_lock).where(etl_lock.c.name == LOCK_NAME)).first()
+        row = _lock_row(conn)
         if row is None:
             conn.execute(
                 insert(etl_lock).values(
