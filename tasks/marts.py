@@ -375,16 +375,15 @@ def classify_accepted_files(
     def run(some: Sequence[InputFile]) -> None:
         _write(classified(some), marts, classified_key, ())
 
-    def probe(some: Sequence[InputFile]) -> None:
-        classified(some).write.format("noop").mode("overwrite").save()
+    def probe(some: Sequence[InputFile], store: ObjectStore = landing) -> None:
+        classified(some, store).write.format("noop").mode("overwrite").save()
 
     def control(header: Sequence[str]) -> None:
         key = incoming_prefix(batch_id, "probe/control.csv")
         text = io.StringIO(newline="")
         csv.writer(text, lineterminator="\n").writerow(header)
         marts.write_bytes(key, text.getvalue().encode("utf-8"))
-        probe_store_file = [(key, header)]
-        classified(probe_store_file, marts).write.format("noop").mode("overwrite").save()
+        probe([(key, header)], marts)
 
     return classify_without_poison_files(files, run, probe, control, landing.key_from_spark_path)
 
