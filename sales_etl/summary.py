@@ -106,3 +106,39 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"sales {top['total_sales']}, incentive {top['incentive']}"
         )
     return "\n".join(lines)
+
+
+def format_replay_summary(summary: dict[str, Any]) -> str:
+    """A short human report of ``sales-etl replay`` (flows/replay_flow.py's summary)."""
+    lines = []
+    for action in summary.get("recovered", []):
+        lines.append(
+            f"recovered interrupted run {action['run_id']} (batch {action['batch_id']}): "
+            f"{action['action']}"
+        )
+    dry = summary.get("dry_run")
+    loaded = summary["rows_loadable"] if dry else summary["rows_loaded"]
+    if dry:
+        lines.append("Dry run: nothing was changed.")
+    elif summary["batch_id"]:
+        lines.append(f"Replay batch {summary['batch_id']} (UTC)")
+    else:
+        lines.append("Nothing to load and no reason changed: no batch opened.")
+    lines.append(
+        f"Quarantined rows judged: {summary['rows_judged']}; "
+        f"{'would load' if dry else 'loaded'} {loaded}, still failing "
+        f"{summary['rows_still_failing']} ({summary['reasons_updated']} with a new reason)"
+    )
+    for reason, count in summary["loadable_by_reason"].items():
+        lines.append(f"  - was {reason}: {count}")
+    for month in summary["months"]:
+        line = f"Month {month}: +{summary['total_cost_by_month'][month]} total_cost"
+        effect = summary.get("months_effect", {}).get(month)
+        if effect:
+            line += (
+                f"; customer totals {effect['customer_total_before']} -> "
+                f"{effect['customer_total_after']}; top performers "
+                f"{effect['top_performers_before']} -> {effect['top_performers_after']}"
+            )
+        lines.append(line)
+    return "\n".join(lines)
