@@ -15,8 +15,12 @@ def build_summary(
     reporting: dict[str, Any] | None,
     recovered: list[dict[str, Any]],
     stage_seconds: dict[str, float] | None = None,
+    replayable_rows: int | None = None,
 ) -> dict[str, Any]:
     """Everything an operator wants to know about one run, as JSON-ready data.
+
+    ``replayable_rows``: quarantined rows a ``sales-etl replay`` could load now (None: not
+    counted, e.g. no file was loaded and Spark did not start).
 
     ``plans`` must already show held files as rejected (``tasks.files.apply_holds``); their row
     counts come from ``stats["held"]``. ``rows_total`` = ``rows_loaded`` + ``rows_quarantined``
@@ -63,6 +67,7 @@ def build_summary(
         "months_recomputed": (reporting or {}).get("months", []),
         "top_performers": (reporting or {}).get("top_performers", []),
         "recovered_runs": recovered,
+        "replayable_rows": replayable_rows,
         # Seconds per flow stage up to the summary, and the inside of the two Spark stages.
         "stage_seconds": stage_seconds if stage_seconds is not None else {},
         "stage_details": {
@@ -99,6 +104,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  - {reason}: {count}")
     if summary["months_recomputed"]:
         lines.append("Months recomputed: " + ", ".join(summary["months_recomputed"]))
+    if summary.get("replayable_rows"):
+        lines.append(
+            f"Quarantined rows a replay could load now: {summary['replayable_rows']} "
+            "(their dimensions arrived: run `sales-etl replay --dry-run`)"
+        )
     for top in summary["top_performers"]:
         name = " ".join(p for p in (top.get("first_name"), top.get("last_name")) if p)
         lines.append(

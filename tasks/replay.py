@@ -34,29 +34,17 @@ from sales_etl.db.schema import (
 )
 from sales_etl.errors import ConfigError
 from sales_etl.faults import crash_point
-from sales_etl.layout import (
-    CLASSIFIED,
-    CUSTOMER_MART,
-    MART_PARTITIONS,
-    QUARANTINE,
-    SALES_TEAM_MART,
-    incoming_prefix,
-)
+from sales_etl.layout import CLASSIFIED, QUARANTINE, SALES_TEAM_MART, incoming_prefix
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
 from sales_etl.tasks.dimensions import _frame, run_dimensions
-from sales_etl.tasks.marts import MART_WRITE_OPTIONS, _write
+from sales_etl.tasks.marts import _write, write_sale_marts
 from sales_etl.tasks.reporting import month_incentive_rows, read_mart_months, recompute_months
 from sales_etl.tasks.retry import retry_options
-from sales_etl.tasks.transform import (
-    classify_sales,
-    customer_mart,
-    reason_codes,
-    sales_team_mart,
-)
+from sales_etl.tasks.transform import classify_sales, reason_codes, sales_team_mart
+from sales_etl.timing import StageClock
 from sales_etl.validators.model import MANDATORY_COLUMNS
-from sales_etl.validators.schemas import validate_mart_frame
 
 ROW_ID = "row_id"
 ORIGIN_BATCH = "origin_batch_id"
@@ -309,26 +297,9 @@ def write_replay(settings: Settings, batch_id: str, selection: ReplaySelection) 
     classified = spark.read.parquet(marts.spark_path(classified_key))
     plan = plan_from(classified)
     dims = run_dimensions(spark, settings.database_url)
-    if plan.rows_loadable:
-        sales_team_rows = sales_team_mart(classified, dims)
-        problems = validate_mart_frame(sales_team_rows, settings.validation_depth)
-        if problems:
-            raise RuntimeError(
-                "replayed sales failed the pandera MartSale schema: " + "; ".join(problems)
-            )
-        _write(
-            customer_mart(classified, dims),
-            marts,
-            incoming_prefix(batch_id, CUSTOMER_MART),
-            MART_PARTITIONS[CUSTOMER_MART],
-            MART_WRITE_OPTIONS[CUSTOMER_MART],
-        )
-        _write(
-            sales_team_rows,
-            marts,
-            incoming_prefix(batch_id, SALES_TEAM_MART),
-            MART_PARTITIONS[SALES_TEAM_MART],
-        )
+    write_sale_marts(
+        settings, classified, dims, marts, batch_id, StageClock(), bool(plan.rows_loadable)
+    )
     _write(_ledger_decisions(classified), marts, incoming_prefix(batch_id, LEDGER_SCRATCH), ())
     crash_point("after_marts_written")
     return asdict(plan)
@@ -369,6 +340,24 @@ def commit_replay(
         engine.dispose()
     crash_point("after_db_load")
     return None
+
+
+@task(name="count-replayable-rows", cache_policy=NO_CACHE, retries=0)
+def count_replayable(settings: Settings) -> int | None:
+    """Quarantined rows (any reason, not yet replayed) that would load now: the nightly run's
+    ``replayable_rows``. None, with a warning, when counting failed: the figure is advice and
+    never fails the run that asks for it."""
+    try:
+        return plan_from(
+            judge_quarantine(active_spark(), settings, ReplaySelection(), batch_id="")
+        ).rows_loadable
+    except Exception as exc:
+        get_run_logger().warning(
+            "could not count the quarantined rows a replay could load (%s: %s)",
+            type(exc).__name__,
+            str(exc)[:300],
+        )
+        return None
 
 
 # --- the dry run: what a replay would change ---------------------------------------------------

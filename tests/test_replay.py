@@ -84,6 +84,9 @@ FILES: dict[str, list[dict[str, str]]] = {
     ],
 }
 HEADER = (*SALES_COLUMNS, EXTRA)
+#: Sent after the late dimensions arrived: a row that stays quarantined (negative price), and a
+#: nightly run whose summary must count the rows a replay could load now.
+LATE_FILE = {"sales_2024_04_late.csv": [_row(1, 1, 10, "2024-04-10", "-1.00", 1)]}
 
 
 def _dimension_rows(late: bool) -> dict[str, list[dict[str, object]]]:
@@ -120,6 +123,8 @@ def _reasons(row: dict[str, str], late: bool) -> list[str]:
     reasons = []
     if int(row["quantity"]) <= 0:
         reasons.append("non_positive_quantity")
+    if Decimal(row["price"]) < 0:
+        reasons.append("negative_price")
     if int(row["customer_id"]) not in customers:
         reasons.append("unknown_customer_id")
     if int(row["store_id"]) not in stores:
@@ -129,8 +134,8 @@ def _reasons(row: dict[str, str], late: bool) -> list[str]:
     return reasons
 
 
-def _all_rows() -> list[tuple[str, dict[str, str]]]:
-    return [(name, row) for name, rows in FILES.items() for row in rows]
+def _all_rows(files: dict[str, list[dict[str, str]]] = FILES) -> list[tuple[str, dict[str, str]]]:
+    return [(name, row) for name, rows in files.items() for row in rows]
 
 
 def _loaded(late: bool) -> list[tuple[str, dict[str, str]]]:
@@ -186,33 +191,32 @@ def _mart_key(mart: str, source: str, row: dict[str, str]) -> tuple[Any, ...]:
 # --- reading the outputs --------------------------------------------------------------------------
 
 
+#: The reporting tables' columns, in the order of :func:`expected_tables`' tuples.
+TABLE_COLUMNS = {
+    "customer_monthly_purchase": (
+        "customer_id",
+        "first_name",
+        "last_name",
+        "year",
+        "month",
+        "monthly_total",
+    ),
+    "sales_team_incentive": (
+        "sales_person_id",
+        "first_name",
+        "last_name",
+        "year",
+        "month",
+        "total_sales",
+        "incentive",
+    ),
+}
+
+
 def actual_tables(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
-    cmp = read_table(database_url, "customer_monthly_purchase")
-    sti = read_table(database_url, "sales_team_incentive")
     return {
-        "customer_monthly_purchase": sorted(
-            (
-                r["customer_id"],
-                r["first_name"],
-                r["last_name"],
-                r["year"],
-                r["month"],
-                r["monthly_total"],
-            )
-            for r in cmp
-        ),
-        "sales_team_incentive": sorted(
-            (
-                r["sales_person_id"],
-                r["first_name"],
-                r["last_name"],
-                r["year"],
-                r["month"],
-                r["total_sales"],
-                r["incentive"],
-            )
-            for r in sti
-        ),
+        table: sorted(tuple(r[c] for c in columns) for r in read_table(database_url, table))
+        for table, columns in TABLE_COLUMNS.items()
     }
 
 
@@ -237,16 +241,17 @@ def ledger(database_url: str) -> list[dict[str, Any]]:
     return read_table(database_url, "quarantine_ledger", order_by=["row_id"])
 
 
-def assert_conservation(settings) -> None:
-    """input rows = mart rows + quarantine rows not replayed (each mart), after every step."""
+def assert_conservation(settings, sent: dict[str, list[dict[str, str]]]) -> None:
+    """input rows (of the files ``sent``) = mart rows + quarantine rows not replayed (each
+    mart), after every step."""
     marts = Path(settings.marts)
     quarantine = len(read_parquet_rows(marts / "quarantine"))
     replayed = sum(1 for r in ledger(settings.database_url) if r["status"] == "REPLAYED")
     for mart in ("customer_data_mart", "sales_team_data_mart"):
         loaded = len(read_parquet_rows(marts / mart))
-        assert loaded + quarantine - replayed == len(_all_rows()), (
+        assert loaded + quarantine - replayed == len(_all_rows(sent)), (
             f"{mart}: {loaded} loaded + {quarantine} quarantined - {replayed} replayed "
-            f"!= {len(_all_rows())} input rows"
+            f"!= {len(_all_rows(sent))} input rows"
         )
 
 
@@ -289,12 +294,13 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     marts = Path(settings.marts)
 
     # 1. The nightly run quarantines the rows of the late dimensions.
+    sent = dict(FILES)
     summary = sales_etl_flow()
-    quarantined_now = len(_all_rows()) - len(_loaded(False))
+    quarantined_now = len(_all_rows(sent)) - len(_loaded(False))
     assert summary["rows_loaded"] == len(_loaded(False))
     assert summary["rows_quarantined"] == quarantined_now == 10
     assert actual_tables(settings.database_url) == expected_tables(False)
-    assert_conservation(settings)
+    assert_conservation(settings, sent)
 
     # 2. The missing dimension rows arrive.
     load_dimension_folder(
@@ -302,6 +308,15 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     )
     newly = [(n, r) for n, r in _loaded(True) if _reasons(r, False)]
     assert len(newly) == 8  # 5 customers (one twice), the store, the sales person
+    # The next nightly run says how many quarantined rows a replay could load now.
+    for name, rows in LATE_FILE.items():
+        write_bytes(Path(settings.landing) / "to_process" / name, csv_bytes(HEADER, rows))
+    sent.update(LATE_FILE)
+    summary = sales_etl_flow()
+    assert summary["rows_quarantined"] == 1 and summary["rows_loaded"] == 0
+    assert summary["replayable_rows"] == len(newly)
+    quarantined_now += 1
+    assert_conservation(settings, sent)
 
     # 3. A dry run predicts the load and changes nothing, byte for byte.
     before = snapshot(settings, db_file)
@@ -351,7 +366,7 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     assert len({e["row_id"] for e in entries}) == len(entries)
     # the quarantine Parquet is never rewritten: still every row the run quarantined
     assert len(read_parquet_rows(marts / "quarantine")) == quarantined_now
-    assert_conservation(settings)
+    assert_conservation(settings, sent)
     runs = read_table(settings.database_url, "etl_runs")
     assert [(r["kind"], r["status"]) for r in runs if r["batch_id"] == batch] == [
         ("replay", "COMPLETED")
@@ -362,12 +377,12 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     before = snapshot(settings, db_file)
     again = sales_etl_replay_flow()
     assert again["batch_id"] is None and again["rows_loaded"] == 0
-    assert again["rows_judged"] == 2  # the two rows still quarantined
+    assert again["rows_judged"] == 3  # the rows still quarantined
     after = snapshot(settings, db_file)
     assert after["landing"] == before["landing"] and after["marts"] == before["marts"]
     assert actual_tables(settings.database_url) == expected_tables(True)
     assert ledger(settings.database_url) == entries
-    assert_conservation(settings)
+    assert_conservation(settings, sent)
 
 
 def test_replay_refuses_an_unknown_reason_and_a_malformed_batch():
@@ -381,3 +396,23 @@ def test_replay_refuses_an_unknown_reason_and_a_malformed_batch():
     ReplaySelection(
         reasons=("unknown_customer_id", "unknown_store_id"), batch="20240301_000000"
     ).check()
+
+
+def test_replay_is_refused_while_a_nightly_run_holds_the_lock(replay_env):
+    """The nightly run and a replay exclude each other through the one pipeline lock."""
+    from sales_etl import journal
+    from sales_etl.db.engine import make_engine
+    from sales_etl.flows.replay_flow import sales_etl_replay_flow
+
+    settings = replay_env
+    db_file = Path(settings.database_url.removeprefix("sqlite:///"))
+    engine = make_engine(settings.database_url)
+    try:
+        journal.acquire_lock(engine, "a-nightly-run", 600)  # held by this live process
+        before = snapshot(settings, db_file)
+        with pytest.raises(journal.RunLockedError, match="a-nightly-run"):
+            sales_etl_replay_flow()
+        assert snapshot(settings, db_file) == before
+    finally:
+        journal.release_lock(engine, "a-nightly-run")
+        engine.dispose()
