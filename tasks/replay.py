@@ -170,8 +170,9 @@ def _ledger_frame(spark: SparkSession, database_url: str) -> DataFrame:
 
 
 def _glob_filter(pattern: str) -> Column:
-    # fnmatch.translate gives a Python regex; its (?s:...) and \Z are Java regex too.
-    regex = fnmatch.translate(pattern)
+    # fnmatch.translate gives a Python regex; its (?s:...) and \Z are Java regex too. Spark's
+    # rlike finds a match anywhere: the ^ makes the glob match the whole key or name.
+    regex = "^" + fnmatch.translate(pattern)
     name = F.regexp_extract(F.col("source_file"), r"([^/]*)$", 1)
     return F.col("source_file").rlike(regex) | name.rlike(regex)
 

@@ -313,6 +313,7 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
         write_bytes(Path(settings.landing) / "to_process" / name, csv_bytes(HEADER, rows))
     sent.update(LATE_FILE)
     summary = sales_etl_flow()
+    late_batch = summary["batch_id"]
     assert summary["rows_quarantined"] == 1 and summary["rows_loaded"] == 0
     assert summary["replayable_rows"] == len(newly)
     quarantined_now += 1
@@ -349,18 +350,38 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
         )
     assert report["months_effect"]["2024-03"]["top_performers_after"] == [LATE_PERSON]
 
-    # 4. The replay loads exactly those rows, once.
+    # The selection flags: --batch picks the rows one nightly batch quarantined (dry run).
+    only_late = sales_etl_replay_flow(dry_run=True, batch=late_batch)
+    assert (only_late["rows_judged"], only_late["rows_loadable"]) == (1, 0)
+    # --source-file is a glob on the whole key or file name, not a substring.
+    assert sales_etl_replay_flow(dry_run=True, source_file="03.csv")["rows_judged"] == 0
+    assert snapshot(settings, db_file) == before
+
+    # 4. A replay of one reason in the files matching a glob loads just that row ...
+    store_rows = [(n, r) for n, r in newly if "unknown_store_id" in _reasons(r, False)]
+    assert len(store_rows) == 1
+    first = sales_etl_replay_flow(reason=["unknown_store_id"], source_file="sales_2024_03*")
+    assert first["rows_judged"] == 1 and first["rows_loaded"] == 1
+    for mart in ("customer_data_mart", "sales_team_data_mart"):
+        assert mart_keys(marts, mart, first["batch_id"]) == [
+            _mart_key(mart, n, r) for n, r in store_rows
+        ]
+    assert_conservation(settings, sent)
+
+    # ... and a replay of every reason loads exactly the others, once.
     summary = sales_etl_replay_flow()
     batch = summary["batch_id"]
-    assert batch and summary["rows_loaded"] == len(newly)
+    rest = [row for row in newly if row not in store_rows]
+    assert batch and summary["rows_loaded"] == len(rest)
     assert summary["reasons_updated"] == 1  # quantity 0: no longer also unknown_customer_id
     assert actual_tables(settings.database_url) == expected_tables(True)
     for mart in ("customer_data_mart", "sales_team_data_mart"):
         assert mart_keys(marts, mart) == sorted(_mart_key(mart, n, r) for n, r in _loaded(True))
-        assert mart_keys(marts, mart, batch) == sorted(_mart_key(mart, n, r) for n, r in newly)
+        assert mart_keys(marts, mart, batch) == sorted(_mart_key(mart, n, r) for n, r in rest)
     entries = ledger(settings.database_url)
     assert Counter((e["status"], e["reason"], e["replay_batch_id"]) for e in entries) == {
-        ("REPLAYED", None, batch): len(newly),
+        ("REPLAYED", None, first["batch_id"]): 1,
+        ("REPLAYED", None, batch): len(rest),
         ("QUARANTINED", "non_positive_quantity", batch): 1,
     }
     assert len({e["row_id"] for e in entries}) == len(entries)
@@ -416,3 +437,23 @@ def test_replay_is_refused_while_a_nightly_run_holds_the_lock(replay_env):
     finally:
         journal.release_lock(engine, "a-nightly-run")
         engine.dispose()
+
+
+def test_cli_replay_refuses_an_unknown_reason_in_one_line(tmp_path: Path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "sales-etl"), "replay", "--reason", "unknown_shop_id"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == (
+        "sales-etl replay: --reason 'unknown_shop_id' is not a quarantine reason code"
+    )
+    assert lines[1].startswith("hint: use one or more of") and "unknown_store_id" in lines[1]
+    assert len(lines) == 2 and done.stdout == ""
