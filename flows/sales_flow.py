@@ -34,6 +34,7 @@ from sales_etl.tasks.files import (
 from sales_etl.tasks.marts import build_marts, publish_marts
 from sales_etl.tasks.preflight import preflight
 from sales_etl.tasks.recovery import recover_interrupted_runs, roll_back_run
+from sales_etl.tasks.replay import count_replayable
 from sales_etl.tasks.reporting import load_reporting_tables
 from sales_etl.tasks.staging import (
     commit_empty_batch,
@@ -127,7 +128,7 @@ def sales_etl_flow(
             route_rejected_files(settings, run_id)
         accepted = [(p["key"], p["header"]) for p in plans if p["accepted"]]
         line_fields = {p["key"]: p.get("max_line_fields", 0) for p in plans if p["accepted"]}
-        stats = reporting = None
+        stats = reporting = replayable = None
         if accepted:
             try:
                 with clock.stage("spark start"):
@@ -144,6 +145,8 @@ def sales_etl_flow(
                 if stats["months"]:
                     with clock.stage("reporting tables (spark + db)"):
                         reporting = load_reporting_tables(settings, run_id, stats["months"])
+                with clock.stage("count replayable rows"):
+                    replayable = count_replayable(settings)
             finally:
                 with clock.stage("spark stop"):
                     stop_spark()
@@ -161,6 +164,7 @@ def sales_etl_flow(
             reporting=reporting,
             recovered=recovered,
             stage_seconds=dict(clock.seconds),
+            replayable_rows=replayable,
         )
         finish_run(settings, run_id, batch_id, summary)
         publish_run_artifacts(summary, settings)  # the run's report in the UI

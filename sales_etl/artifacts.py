@@ -235,8 +235,13 @@ def summary_markdown(summary: Mapping[str, Any], settings: Settings) -> str:
         + (f"; {summary['rows_held']} in held files" if summary.get("rows_held") else "")
         + " |",
         f"| months recomputed | {_md(', '.join(months)) if months else 'none'} |",
-        "",
     ]
+    if summary.get("replayable_rows"):
+        lines.append(
+            f"| quarantined rows a replay could load now | {summary['replayable_rows']}: "
+            "run `sales-etl replay` |"
+        )
+    lines.append("")
     rejected_files = [f for f in summary.get("files", []) if f["outcome"] != "accepted"]
     if rejected_files:
         lines += ["## Rejected files", ""]

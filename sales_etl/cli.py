@@ -210,15 +210,49 @@ def run_flow(settings: Settings, *, skip_when_idle: bool = False) -> dict[str, A
     from sales_etl.spark import start_spark_in_background
     from sales_etl.storage import open_store
 
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            os.environ[f"SALES_ETL_{name.upper()}"] = str(value)
+    _export_settings(settings)
     waiting = incoming_files(open_store(settings.landing))
     if waiting:
         # Work is waiting: let the JVM start while Prefect starts its temporary server (for
         # a small batch, also warm it: sales_etl.warm_up).
         start_spark_in_background(settings, input_bytes=sum(obj.size for obj in waiting))
     return sales_etl_flow()
+
+
+def _export_settings(settings: Settings) -> None:
+    """Pass ``settings`` to a flow run in this process as ``SALES_ETL_*`` variables."""
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            os.environ[f"SALES_ETL_{name.upper()}"] = str(value)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Load the quarantined rows that pass today's dimensions and rules, exactly once.
+
+    Exit 0 when the replay completed (or the dry run reported); ``--json`` prints the summary
+    of :func:`sales_etl.flows.replay_flow.sales_etl_replay_flow` as a JSON object.
+    """
+    from sales_etl.preflight import run_preflight
+    from sales_etl.summary import format_replay_summary
+    from sales_etl.tasks.replay import ReplaySelection
+
+    reasons = tuple(r.strip() for r in (args.reason or "").split(",") if r.strip())
+    ReplaySelection(reasons, args.source_file, args.batch).check()
+    settings = _settings(args)
+    if not args.json:
+        _print_locations(settings)
+    run_preflight(settings)
+    _export_settings(settings)
+    from sales_etl.flows.replay_flow import sales_etl_replay_flow
+
+    summary = sales_etl_replay_flow(
+        reason=list(reasons), source_file=args.source_file, batch=args.batch, dry_run=args.dry_run
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(format_replay_summary(summary))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -432,6 +466,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help="print the summary (or, on failure, the error) as a JSON object (default: text)",
+    )
+
+    replay = command(
+        "replay",
+        "load the quarantined rows that pass today's dimension tables and row rules, once",
+        cmd_replay,
+    )
+    _add_common(replay)
+    replay.add_argument(
+        "--reason",
+        metavar="R[,R...]",
+        help="only rows whose current reason names one of these codes, e.g. "
+        "unknown_customer_id (default: every quarantined row)",
+    )
+    replay.add_argument(
+        "--source-file",
+        metavar="GLOB",
+        help="only rows of files whose landing key or name matches this glob (default: all)",
+    )
+    replay.add_argument(
+        "--batch",
+        metavar="ID",
+        help="only rows quarantined by this batch, YYYYMMDD_HHMMSS (default: every batch)",
+    )
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would load (rows per reason, months, totals, top performers); "
+        "change nothing",
+    )
+    replay.add_argument(
+        "--json", action="store_true", help="print the summary as a JSON object (default: text)"
     )
 
     plugins = command("plugins", "list the validator plugins a run would load", cmd_plugins)

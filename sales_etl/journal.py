@@ -20,6 +20,10 @@ CLAIMED / ACTIVE rows -> FAILED. Once the claim reached its final place (``proce
 after the commit, ``error_files/<category>/<batch>/`` after routing or a hold) the original is
 deleted only if it is still the version claimed (``ObjectStore.delete_if_unchanged``): a
 version that arrived during the run stays in ``to_process/`` for the next run.
+
+Replays (``etl_runs.kind`` = ``replay``, ``sales-etl replay``) are runs too: same lock, same
+STARTED -> LOADED -> COMPLETED states, same rollback and recovery; they claim no file, and
+their commit transaction also writes ``quarantine_ledger`` (:func:`record_replay`).
 """
 
 from __future__ import annotations
@@ -41,13 +45,17 @@ from sales_etl.db.schema import (
     CLAIMED,
     COMPLETED,
     FAILED,
+    KIND_NIGHTLY,
+    QUARANTINED,
     REJECTED,
+    REPLAYED,
     RUN_COMPLETED,
     RUN_FAILED,
     RUN_LOADED,
     RUN_STARTED,
     etl_lock,
     etl_runs,
+    quarantine_ledger,
     staging_files,
 )
 from sales_etl.errors import UserError
@@ -200,10 +208,13 @@ def new_batch_id(conn: Connection) -> str:
         moment += timedelta(seconds=1)
 
 
-def open_run(engine: Engine, run_id: str, flow_run_id: str | None = None) -> str:
+def open_run(
+    engine: Engine, run_id: str, flow_run_id: str | None = None, kind: str = KIND_NIGHTLY
+) -> str:
     """Open the run (STARTED) and assign its batch id; returns the batch id.
 
-    Safe to repeat (a retried task): a run already opened keeps its batch id.
+    ``kind``: ``KIND_NIGHTLY`` or ``KIND_REPLAY`` (sales_etl.db.schema). Safe to repeat (a
+    retried task): a run already opened keeps its batch id.
     """
     with engine.begin() as conn:
         batch_id = conn.execute(
@@ -217,6 +228,7 @@ def open_run(engine: Engine, run_id: str, flow_run_id: str | None = None) -> str
                 run_id=run_id,
                 batch_id=batch_id,
                 flow_run_id=flow_run_id,
+                kind=kind,
                 status=RUN_STARTED,
                 started_at=utc_now(),
             )
@@ -543,6 +555,89 @@ def mark_loaded(conn: Connection, run_id: str, months: Sequence[str]) -> None:
         .where(etl_runs.c.run_id == run_id, etl_runs.c.status == RUN_STARTED)
         .values(status=RUN_LOADED, months=json.dumps(sorted(months)))
     )
+
+
+class ReplayConflictError(RuntimeError):
+    """A replay tried to record a quarantined row that a replay already loaded."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One replay decision about one quarantined row (a ``quarantine_ledger`` row).
+
+    ``status``: ``REPLAYED`` (loaded; ``reason`` None) or ``QUARANTINED`` (still fails;
+    ``reason`` the up-to-date reason codes, comma separated).
+    """
+
+    row_id: str
+    origin_batch_id: str
+    source_file: str | None
+    status: str
+    reason: str | None
+
+
+def ledger_entries(engine: Engine) -> list[Any]:
+    """Every ``quarantine_ledger`` row (row_id, origin_batch_id, source_file, status, reason,
+    replay_batch_id, updated_at), ordered by row_id."""
+    with engine.connect() as conn:
+        return list(conn.execute(select(quarantine_ledger).order_by(quarantine_ledger.c.row_id)))
+
+
+def record_replay(conn: Connection, batch_id: str, entries: Sequence[LedgerEntry]) -> None:
+    """Inside a replay's commit transaction: record what it decided about each row.
+
+    A new row_id is inserted; a ``QUARANTINED`` one is updated (status, reason, batch); a
+    ``REPLAYED`` one is never changed again. Raises :class:`ReplayConflictError` (the
+    transaction then rolls back: nothing of the replay is committed) when an entry names a
+    row already ``REPLAYED`` -- the rule that counts a row at most once
+    (docs/architecture.md "Replaying quarantined rows").
+    """
+    now = utc_now()
+    by_id = {e.row_id: e for e in entries}
+    ids = sorted(by_id)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        known = dict(
+            conn.execute(
+                select(quarantine_ledger.c.row_id, quarantine_ledger.c.status).where(
+                    quarantine_ledger.c.row_id.in_(chunk)
+                )
+            ).all()
+        )
+        inserts = []
+        for row_id in chunk:
+            entry = by_id[row_id]
+            values = {
+                "status": entry.status,
+                "reason": entry.reason,
+                "replay_batch_id": batch_id,
+                "updated_at": now,
+            }
+            if known.get(row_id) == REPLAYED:
+                raise ReplayConflictError(
+                    f"quarantined row {row_id} ({entry.source_file}, batch "
+                    f"{entry.origin_batch_id}) was already loaded by a replay"
+                )
+            if row_id in known:
+                conn.execute(
+                    update(quarantine_ledger)
+                    .where(
+                        quarantine_ledger.c.row_id == row_id,
+                        quarantine_ledger.c.status == QUARANTINED,
+                    )
+                    .values(**values)
+                )
+            else:
+                inserts.append(
+                    {
+                        "row_id": row_id,
+                        "origin_batch_id": entry.origin_batch_id,
+                        "source_file": entry.source_file,
+                        **values,
+                    }
+                )
+        if inserts:
+            conn.execute(insert(quarantine_ledger), inserts)
 
 
 def commit_empty_run(engine: Engine, run_id: str) -> None:

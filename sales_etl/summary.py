@@ -16,8 +16,12 @@ def build_summary(
     recovered: list[dict[str, Any]],
     stage_seconds: dict[str, float] | None = None,
     left_waiting: list[dict[str, str]] | None = None,
+    replayable_rows: int | None = None,
 ) -> dict[str, Any]:
     """Everything an operator wants to know about one run, as JSON-ready data.
+
+    ``replayable_rows``: quarantined rows a ``sales-etl replay`` could load now (None: not
+    counted, e.g. no file was loaded and Spark did not start).
 
     ``plans`` must already show held files as rejected (``tasks.files.apply_holds``); their row
     counts come from ``stats["held"]``. ``rows_total`` = ``rows_loaded`` + ``rows_quarantined``
@@ -67,6 +71,7 @@ def build_summary(
         "months_recomputed": (reporting or {}).get("months", []),
         "top_performers": (reporting or {}).get("top_performers", []),
         "recovered_runs": recovered,
+        "replayable_rows": replayable_rows,
         # Seconds per flow stage up to the summary, and the inside of the two Spark stages.
         "stage_seconds": stage_seconds if stage_seconds is not None else {},
         "stage_details": {
@@ -105,10 +110,51 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  - {reason}: {count}")
     if summary["months_recomputed"]:
         lines.append("Months recomputed: " + ", ".join(summary["months_recomputed"]))
+    if summary.get("replayable_rows"):
+        lines.append(
+            f"Quarantined rows a replay could load now: {summary['replayable_rows']} "
+            "(their dimensions arrived: run `sales-etl replay --dry-run`)"
+        )
     for top in summary["top_performers"]:
         name = " ".join(p for p in (top.get("first_name"), top.get("last_name")) if p)
         lines.append(
             f"Top performer {top['year']}-{top['month']:02d}: #{top['sales_person_id']} {name}, "
             f"sales {top['total_sales']}, incentive {top['incentive']}"
         )
+    return "\n".join(lines)
+
+
+def format_replay_summary(summary: dict[str, Any]) -> str:
+    """A short human report of ``sales-etl replay`` (flows/replay_flow.py's summary)."""
+    lines = []
+    for action in summary.get("recovered", []):
+        lines.append(
+            f"recovered interrupted run {action['run_id']} (batch {action['batch_id']}): "
+            f"{action['action']}"
+        )
+    dry = summary.get("dry_run")
+    loaded = summary["rows_loadable"] if dry else summary["rows_loaded"]
+    if dry:
+        lines.append("Dry run: nothing was changed.")
+    elif summary["batch_id"]:
+        lines.append(f"Replay batch {summary['batch_id']} (UTC)")
+    else:
+        lines.append("Nothing to load and no reason changed: no batch opened.")
+    lines.append(
+        f"Quarantined rows judged: {summary['rows_judged']}; "
+        f"{'would load' if dry else 'loaded'} {loaded}, still failing "
+        f"{summary['rows_still_failing']} ({summary['reasons_updated']} with a new reason)"
+    )
+    for reason, count in summary["loadable_by_reason"].items():
+        lines.append(f"  - was {reason}: {count}")
+    for month in summary["months"]:
+        line = f"Month {month}: +{summary['total_cost_by_month'][month]} total_cost"
+        effect = summary.get("months_effect", {}).get(month)
+        if effect:
+            line += (
+                f"; customer totals {effect['customer_total_before']} -> "
+                f"{effect['customer_total_after']}; top performers "
+                f"{effect['top_performers_before']} -> {effect['top_performers_after']}"
+            )
+        lines.append(line)
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from sales_etl import journal
 from sales_etl.db.engine import make_engine
-from sales_etl.db.schema import CLAIMED
+from sales_etl.db.schema import CLAIMED, KIND_NIGHTLY
 from sales_etl.faults import crash_point
 from sales_etl.layout import TO_PROCESS
 from sales_etl.settings import Settings
@@ -70,11 +70,13 @@ def list_incoming_files(settings: Settings) -> list[dict[str, Any]]:
 
 
 @task(name="open-run", cache_policy=NO_CACHE, **retry_options())
-def open_run(settings: Settings, run_id: str, flow_run_id: str | None) -> str:
-    """Open the run in the journal (STARTED); returns its batch id."""
+def open_run(
+    settings: Settings, run_id: str, flow_run_id: str | None, kind: str = KIND_NIGHTLY
+) -> str:
+    """Open the run in the journal (STARTED, of ``kind``); returns its batch id."""
     engine = make_engine(settings.database_url)
     try:
-        return journal.open_run(engine, run_id, flow_run_id)
+        return journal.open_run(engine, run_id, flow_run_id, kind)
     finally:
         engine.dispose()
 

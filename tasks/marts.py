@@ -319,6 +319,31 @@ def build_batch_marts(
         # (sales_etl.journal.hold_files).
         classified = classified.where(~F.col("source_file").isin(sorted(stats.held)))
 
+    write_sale_marts(settings, classified, dims, marts, batch_id, clock, bool(stats.rows_loaded))
+    if stats.rows_quarantined:
+        with clock.stage("quarantine"):
+            _write(quarantine_rows(classified), marts, incoming_prefix(batch_id, QUARANTINE), ())
+    stats.stage_seconds = clock.seconds
+    return stats
+
+
+def write_sale_marts(
+    settings: Settings,
+    classified: DataFrame,
+    dims: Dimensions,
+    marts: ObjectStore,
+    batch_id: str,
+    clock: StageClock,
+    any_loaded: bool,
+) -> None:
+    """Both marts of ``classified``'s loaded rows into the batch's scratch folder.
+
+    The enriched rows pass the pandera MartSale check first (``settings.validation_depth``);
+    nothing is written when ``any_loaded`` is False. Used by the nightly run and the replay.
+
+    Raises:
+        RuntimeError: the enriched rows failed the MartSale schema.
+    """
     sales_team_rows = sales_team_mart(classified, dims)
     with clock.stage("pandera MartSale check"):
         problems = validate_mart_frame(sales_team_rows, settings.validation_depth)
@@ -326,7 +351,7 @@ def build_batch_marts(
         raise RuntimeError(
             "enriched sales failed the pandera MartSale schema: " + "; ".join(problems)
         )
-    if stats.rows_loaded:
+    if any_loaded:
         with clock.stage("customer mart"):
             _write(
                 customer_mart(classified, dims),
@@ -342,11 +367,6 @@ def build_batch_marts(
                 incoming_prefix(batch_id, SALES_TEAM_MART),
                 MART_PARTITIONS[SALES_TEAM_MART],
             )
-    if stats.rows_quarantined:
-        with clock.stage("quarantine"):
-            _write(quarantine_rows(classified), marts, incoming_prefix(batch_id, QUARANTINE), ())
-    stats.stage_seconds = clock.seconds
-    return stats
 
 
 def classify_accepted_files(

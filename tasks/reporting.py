@@ -7,7 +7,7 @@ the run's LOADED mark, in one database transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +28,11 @@ from sales_etl.storage import ObjectStore, open_store
 from sales_etl.tasks.dimensions import run_dimensions
 from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
 from sales_etl.tasks.retry import retry_options
-from sales_etl.tasks.transform import customer_month_totals, sales_person_store_month_totals
+from sales_etl.tasks.transform import (
+    Dimensions,
+    customer_month_totals,
+    sales_person_store_month_totals,
+)
 from sales_etl.timing import StageClock
 
 INSERT_CHUNK = 5000
@@ -79,28 +83,26 @@ def replace_months(
     return inserted
 
 
-def recompute_months(settings: Settings, run_id: str, months: Sequence[str]) -> dict[str, Any]:
-    """Aggregate the marts for ``months`` and replace those months in the reporting tables."""
+def recompute_months(
+    settings: Settings,
+    run_id: str,
+    months: Sequence[str],
+    in_transaction: Callable[[Connection], None] | None = None,
+) -> dict[str, Any]:
+    """Aggregate the marts for ``months`` and replace those months in the reporting tables.
+
+    ``in_transaction(conn)`` runs inside the same transaction, before the run's LOADED mark
+    (a replay records its quarantine ledger there: sales_etl.journal.record_replay).
+    """
     spark = active_spark()
     store = open_store(settings.marts)
     clock = StageClock()
     with clock.stage("read dimensions"):
         dims = run_dimensions(spark, settings.database_url)
     with clock.stage("sales person totals, incentives"):
-        person_totals = [
-            SalesTotal(r.sales_month, r.store_id, r.sales_person_id, r.total_sales)
-            for r in sales_person_store_month_totals(
-                read_mart_months(spark, store, SALES_TEAM_MART, months)
-            ).collect()
-        ]
-        incentives = compute_incentives(
-            person_totals, scope=settings.incentive_scope, rate=Decimal(settings.incentive_rate)
+        incentive_rows = month_incentive_rows(
+            settings, dims, read_mart_months(spark, store, SALES_TEAM_MART, months)
         )
-        names = {
-            r.sales_person_id: (r.first_name, r.last_name)
-            for r in dims.sales_team.select("sales_person_id", "first_name", "last_name").collect()
-        }
-        incentive_rows = [_incentive_row(i, names) for i in incentives]
     totals = customer_month_totals(read_mart_months(spark, store, CUSTOMER_MART, months))
     customers = totals.join(F.broadcast(dims.customer), "customer_id", "left").select(
         "customer_id",
@@ -123,6 +125,8 @@ def recompute_months(settings: Settings, run_id: str, months: Sequence[str]) -> 
     try:
         with clock.stage("customer totals -> database (one transaction)"), engine.begin() as conn:
             customer_count = replace_months(conn, months, customer_rows(), incentive_rows)
+            if in_transaction is not None:
+                in_transaction(conn)
             mark_loaded(conn, run_id, months)
     finally:
         engine.dispose()
@@ -135,6 +139,25 @@ def recompute_months(settings: Settings, run_id: str, months: Sequence[str]) -> 
         "top_performers": top,
         "stage_seconds": clock.seconds,
     }
+
+
+def month_incentive_rows(
+    settings: Settings, dims: Dimensions, sales_team_rows: DataFrame
+) -> list[dict[str, Any]]:
+    """``sales_team_incentive`` rows of the months in ``sales_team_rows`` (sales-team mart rows:
+    ``sales_month``, ``store_id``, ``sales_person_id``, ``total_cost`` at least)."""
+    person_totals = [
+        SalesTotal(r.sales_month, r.store_id, r.sales_person_id, r.total_sales)
+        for r in sales_person_store_month_totals(sales_team_rows).collect()
+    ]
+    incentives = compute_incentives(
+        person_totals, scope=settings.incentive_scope, rate=Decimal(settings.incentive_rate)
+    )
+    names = {
+        r.sales_person_id: (r.first_name, r.last_name)
+        for r in dims.sales_team.select("sales_person_id", "first_name", "last_name").collect()
+    }
+    return [_incentive_row(i, names) for i in incentives]
 
 
 def _incentive_row(item: Incentive, names: dict[int, tuple[str, str]]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ it breaks, in a fixed order; every other row is loaded. The reason codes are:
 ``negative_price``           price < 0
 ``total_cost_mismatch``      |total_cost - price * quantity| > 0.01
 ``unknown_<id column>``      customer, store or sales person not in its dimension table
+
+:func:`reason_codes` lists them all (``sales-etl replay --reason`` checks against it).
 """
 
 from __future__ import annotations
@@ -85,6 +87,19 @@ QUARANTINE_COLUMNS = (
     "source_file",
     "batch_id",
 )
+
+
+def reason_codes() -> tuple[str, ...]:
+    """Every reason code :func:`classify_sales` can give, in reason order."""
+    return (
+        "malformed_row",
+        *[f"missing_{name}" for name in MANDATORY_COLUMNS],
+        *[f"invalid_{name}" for name in MANDATORY_COLUMNS],
+        "non_positive_quantity",
+        "negative_price",
+        "total_cost_mismatch",
+        *[f"unknown_{name}" for name in ID_COLUMNS],
+    )
 
 
 @dataclass(frozen=True)
@@ -241,7 +256,9 @@ def _known_ids(frame: DataFrame, id_column: str) -> DataFrame:
     return frame.select(F.col(id_column).alias(f"d_{id_column}")).distinct()
 
 
-def classify_sales(raw: DataFrame, dims: Dimensions, batch_id: str) -> DataFrame:
+def classify_sales(
+    raw: DataFrame, dims: Dimensions, batch_id: str, carry: Sequence[str] = ()
+) -> DataFrame:
     """Parse and judge every row; the one pass over the raw CSV values.
 
     Returns one row per input row: the typed sale (``customer_id`` ... ``total_cost``),
@@ -249,7 +266,8 @@ def classify_sales(raw: DataFrame, dims: Dimensions, batch_id: str) -> DataFrame
     ``batch_id`` and, for quarantined rows only, the original strings (``raw_<column>``,
     ``raw_record``). Dimension attributes are not carried here: only their ids are joined
     (broadcast, left, so no row can vanish), and :func:`customer_mart` /
-    :func:`sales_team_mart` attach the attributes to the loaded rows.
+    :func:`sales_team_mart` attach the attributes to the loaded rows. ``carry``: columns of
+    ``raw`` passed through unchanged (a replay's row identity, tasks/replay.py).
     """
     parsed = parse_sales(raw)
     rules = F.concat_ws(",", *row_rule_reasons(parsed))
@@ -291,6 +309,7 @@ def classify_sales(raw: DataFrame, dims: Dimensions, batch_id: str) -> DataFrame
         # The original strings are only needed for the quarantine; null costs ~nothing.
         *[F.when(rejected, F.col(name)).alias(f"raw_{name}") for name in MANDATORY_COLUMNS],
         F.when(rejected, capped_raw_record(F.col("raw_record"))).alias("raw_record"),
+        *carry,
     )
 
 

@@ -52,6 +52,7 @@ pytestmark = pytest.mark.slow
 
 PROCESS_POOL, DOCKER_POOL = "sales-etl-process", "sales-etl-docker"
 PROCESS_DEPLOYMENT, DOCKER_DEPLOYMENT = "nightly-process", "nightly-docker"
+REPLAY_DEPLOYMENT, REPLAY_FLOW_NAME = "replay-process", "sales-etl-replay"
 FLOW_NAME = "sales-etl"
 FLOW_PARAMETERS = {
     "landing",
@@ -189,7 +190,7 @@ def _completed(stack: Stack) -> dict:
 
 def test_deploy_all_registers_both_work_pools_deployments(stack: Stack) -> None:
     spec = {d["name"]: d for d in prefect_yaml()["deployments"]}
-    assert set(spec) == {PROCESS_DEPLOYMENT, DOCKER_DEPLOYMENT}
+    assert set(spec) == {PROCESS_DEPLOYMENT, DOCKER_DEPLOYMENT, REPLAY_DEPLOYMENT}
     process, docker = _deployment(stack, PROCESS_DEPLOYMENT), _deployment(stack, DOCKER_DEPLOYMENT)
     assert process["work_pool_name"] == PROCESS_POOL
     assert docker["work_pool_name"] == DOCKER_POOL
@@ -214,6 +215,24 @@ def test_deploy_all_registers_both_work_pools_deployments(stack: Stack) -> None:
     assert not image.endswith(":latest")
     assert docker["job_variables"]["image_pull_policy"] == "IfNotPresent"
     assert "SALES_ETL_DATABASE_URL" not in docker["job_variables"]["env"]
+
+
+def test_deploy_all_registers_the_manual_replay_deployment(stack: Stack) -> None:
+    """Issue 15: `sales-etl-replay` on the process pool, every parameter, no schedule."""
+    replay = api_get(
+        stack.server.api_url, f"/deployments/name/{REPLAY_FLOW_NAME}/{REPLAY_DEPLOYMENT}"
+    )
+    assert replay["entrypoint"] == "flows/replay_flow.py:sales_etl_replay_flow"
+    assert replay["work_pool_name"] == PROCESS_POOL
+    assert replay["schedules"] == []  # run by hand only
+    assert replay["parameters"] == {
+        "reason": None,
+        "source_file": None,
+        "batch": None,
+        "dry_run": False,
+    }
+    assert set(replay["parameter_openapi_schema"]["properties"]) == set(replay["parameters"])
+    assert replay["global_concurrency_limit"]["limit"] == 1
 
 
 def test_schedules_are_registered_with_cron_and_timezone(stack: Stack) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, MetaData, Table, inspect, text
 
 from sales_etl.db.engine import LEFT_AS_IS, init_db, make_engine
-from sales_etl.db.schema import JOURNAL_UPGRADE_COLUMNS, staging_files
+from sales_etl.db.schema import JOURNAL_UPGRADE_COLUMNS, metadata, staging_files
 from sales_etl.errors import ConfigError
 
 
@@ -80,3 +80,35 @@ def test_init_db_adds_the_new_journal_columns_to_an_old_table(database_url: str)
         assert init_db(engine)["staging_files"] == LEFT_AS_IS
     finally:
         engine.dispose()
+
+
+def test_a_user_without_create_is_told_to_run_init_db(mariadb) -> None:
+    """A release adds a table (quarantine_ledger, issue 15) that the flow's user, with table
+    grants only, may not create: one ConfigError naming it, not a raw SQL error."""
+    owner_url = mariadb.new_database("newtable")
+    owner = make_engine(owner_url)
+    try:
+        init_db(owner)
+    finally:
+        owner.dispose()
+    db = owner_url.rsplit("/", 1)[1]
+    with mariadb.root_connect(db) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE quarantine_ledger")  # as the release before it had it
+    # docs/s3-mysql.md's flow user: table grants only, on every table but the new one
+    tables = sorted(set(metadata.tables) - {"quarantine_ledger"})
+    user, password = mariadb.create_user(
+        [f"SELECT, INSERT, UPDATE, DELETE ON `{db}`.`{t}`" for t in tables]
+    )
+    flow_url = mariadb.url(db, user, password)
+    engine = make_engine(flow_url)
+    try:
+        with pytest.raises(ConfigError) as err:
+            init_db(engine)
+    finally:
+        engine.dispose()
+    message = str(err.value)
+    assert "the tables quarantine_ledger are missing" in message
+    # MariaDB refuses the existence check first (SELECT on an ungranted table): still 1142
+    assert "1142" in message and "command denied" in message
+    assert "sales-etl init-db" in err.value.hint
+    assert password not in message

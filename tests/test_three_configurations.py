@@ -444,6 +444,7 @@ class Config:
                     "etl_lock",
                     "customer_monthly_purchase",
                     "sales_team_incentive",
+                    "quarantine_ledger",
                 )
             ]
             user, password = mariadb.create_user(grants)

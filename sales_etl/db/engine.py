@@ -135,9 +135,23 @@ def init_db(engine: Engine) -> dict[str, str]:
     ``staging_files`` made by an earlier release are added (``ALTER TABLE ... ADD COLUMN``, no
     row rewritten). Dimension tables a user made with the tutorial's own DDL (INT
     AUTO_INCREMENT ids, TIMESTAMP, CHAR(1), TEXT) keep their definition and rows.
+
+    Raises:
+        ConfigError: a missing table could not be created, or a missing journal column not
+            added (the user lacks CREATE / ALTER); the message names them and the fix.
     """
     existing = set(inspect(engine).get_table_names())
-    metadata.create_all(engine, checkfirst=True)
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except DBAPIError as exc:  # typically: the flow's user may not CREATE (docs/s3-mysql.md)
+        missing = sorted(set(metadata.tables) - existing)
+        raise ConfigError(
+            f"{DATABASE_SETTING}: the tables {', '.join(missing)} are missing (or not granted "
+            f"to this user) and creating them failed ({type(exc.orig).__name__}: {one_line(str(exc.orig), 200)}) in "
+            f"{redact_url(engine.url.render_as_string(hide_password=False))}",
+            hint="run `sales-etl init-db` once as the set-up user (it needs CREATE), then "
+            "grant the flow's user its tables (docs/s3-mysql.md)",
+        ) from None
     outcomes = {
         name: LEFT_AS_IS if name in existing else CREATED for name in sorted(metadata.tables)
     }

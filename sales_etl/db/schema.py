@@ -175,13 +175,20 @@ staging_files = Table(
 )
 
 #: Nullable journal columns :func:`sales_etl.db.engine.init_db` adds to an existing table.
-JOURNAL_UPGRADE_COLUMNS = {"staging_files": ("claim_location", "source_version")}
+JOURNAL_UPGRADE_COLUMNS = {
+    "staging_files": ("claim_location", "source_version"),
+    "etl_runs": ("kind",),
+}
 
 # Status values of etl_runs.status
 RUN_STARTED = "STARTED"  # marts may be half written; recovery rolls this run back
 RUN_LOADED = "LOADED"  # reporting tables committed; recovery only finishes archiving
 RUN_COMPLETED = "COMPLETED"
 RUN_FAILED = "FAILED"  # rolled back; its files were left in to_process/
+
+# Kinds of run (etl_runs.kind; null in rows written before replays existed = nightly)
+KIND_NIGHTLY = "nightly"
+KIND_REPLAY = "replay"  # sales-etl replay: loads quarantined rows, claims no file
 
 etl_runs = Table(
     "etl_runs",
@@ -195,6 +202,29 @@ etl_runs = Table(
     Column("error", LongText),
     Column("started_at", UtcDateTime, nullable=False),  # UTC
     Column("finished_at", UtcDateTime),  # UTC
+    # KIND_NIGHTLY / KIND_REPLAY; added after the first release (JOURNAL_UPGRADE_COLUMNS).
+    Column("kind", String(16)),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+# Status values of quarantine_ledger.status
+REPLAYED = "REPLAYED"  # loaded into the marts by the replay batch replay_batch_id
+QUARANTINED = "QUARANTINED"  # judged again by a replay, still fails (reason brought up to date)
+
+#: What replays decided about quarantined rows (the quarantine Parquet is never rewritten).
+#: Written only by sales_etl.journal.record_replay, inside a replay's commit transaction;
+#: docs/architecture.md "Replaying quarantined rows" defines row_id and the invariants.
+quarantine_ledger = Table(
+    "quarantine_ledger",
+    metadata,
+    Column("row_id", String(80), primary_key=True),  # sha256 hex + "#<occurrence>"
+    Column("origin_batch_id", String(32), nullable=False),
+    Column("source_file", String(1024)),
+    Column("status", String(16), nullable=False),
+    Column("reason", LongText),  # current reason while QUARANTINED, null once REPLAYED
+    Column("replay_batch_id", String(32), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),  # UTC
+    Index("ix_quarantine_ledger_replay_batch", "replay_batch_id"),
     **MYSQL_TABLE_OPTIONS,
 )
 
