@@ -493,8 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--dry-run",
         action="store_true",
-        help="print what would load (rows per reason, months, totals, top performers); "
-        "change nothing",
+        help="print what would load (rows per reason, months, totals, top performers) and "
+        "change nothing (default: replay)",
     )
     replay.add_argument(
         "--json", action="store_true", help="print the summary as a JSON object (default: text)"
