@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-# moto_server, s3_bucket, mariadb, mysql_url, spark_cluster (tests/services.py)
-pytest_plugins = ["services"]
+# moto_server, s3_bucket, mariadb, mysql_url, spark_cluster (tests/services.py); timings,
+# cli_env, spark_env of the SIGKILL tests (tests/crash_fixtures.py)
+pytest_plugins = ["services", "crash_fixtures"]
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -23,37 +23,31 @@ run here) and maps a class-data-sharing archive of Spark's classes dumped once p
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from crash_fixtures import Timing
 from crash_helpers import (
     ALL_FILES,
     BATCH_1,
     BATCH_2,
     HELD_FILES,
     KillAt,
-    PrefectServer,
     RunResult,
     Workspace,
     assert_nothing_lost,
-    base_env,
     clone_workspace,
     diff_states,
     drop_files,
-    dump_class_archive,
     journal,
     last_step,
     log_offsets,
     new_workspace,
     run_cli,
-    with_class_archive,
     workspace_state,
     write_dimensions,
 )
@@ -81,59 +75,11 @@ RANDOM_PHASES = (
 
 
 @dataclass
-class Timing:
-    label: str
-    seconds: float
-    returncode: int
-    note: str = ""
-
-
-@dataclass
 class Reference:
     ws: Workspace
     state: dict[str, Any]
     result: RunResult
     env: dict[str, str]  # the environment of every `sales-etl run`
-
-
-@pytest.fixture(scope="module")
-def timings(request: pytest.FixtureRequest) -> Iterator[list[Timing]]:
-    """Every subprocess of the module, printed as a table at the end."""
-    found: list[Timing] = []
-    start = time.monotonic()
-    yield found
-    lines = [f"{'run':<46} {'rc':>4} {'seconds':>8}  note"]
-    lines += [f"{t.label:<46} {t.returncode:>4} {t.seconds:>8.1f}  {t.note}" for t in found]
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines.append(f"module total: {time.monotonic() - start:.0f} s (load average now {load})")
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    with capman.global_and_fixture_disabled():
-        print("\n\ncrash-recovery runs:\n" + "\n".join(lines))
-
-
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory: pytest.TempPathFactory, timings: list[Timing]) -> Iterator[dict]:
-    """Environment for `sales-etl` subprocesses, pointing at one Prefect server for the module."""
-    home = tmp_path_factory.mktemp("prefect_home")
-    server = PrefectServer(home)
-    server.start()
-    timings.append(Timing("prefect server start (once)", server.startup_seconds, 0))
-    try:
-        yield base_env(home, server.api_url)
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def spark_env(
-    tmp_path_factory: pytest.TempPathFactory, cli_env: dict, timings: list[Timing]
-) -> dict[str, str]:
-    """``cli_env`` plus a class-data-sharing archive of Spark's classes for every JVM."""
-    work = tmp_path_factory.mktemp("jvm")
-    archive = work / "spark-classes.jsa"
-    seconds = dump_class_archive(archive, cli_env, work)
-    timings.append(Timing("JVM class archive dump (once)", seconds, 0, f"ok: {archive.is_file()}"))
-    return with_class_archive(cli_env, archive)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,9 @@ zone, the journal, the quarantine ledger without batch ids and times) must equal
 clean replay, and conservation (input rows = mart rows + quarantine rows not replayed) holds
 after the kill and after the rerun. Everything is read from the outside (sqlite3, pyarrow).
 
-The Prefect server, the JVM class archive and the timing table are test_crash_recovery.py's
-module fixtures, imported here (hence F811: the tests name them as parameters).
+The Prefect server, the JVM class archive and the timing table are the module fixtures of
+tests/crash_fixtures.py (a pytest plugin), shared with test_crash_recovery.py.
 """
-
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crash_fixtures import Timing
 from crash_helpers import (
     ALL_FILES,
     DIMENSIONS,
@@ -39,12 +38,6 @@ from crash_helpers import (
     mart_rows,
     run_cli,
     workspace_state,
-)
-from test_crash_recovery import (  # noqa: F401  (module fixtures, used by name)
-    Timing,
-    cli_env,
-    spark_env,
-    timings,
 )
 
 from sales_etl.faults import CRASH_POINTS, REPLAY_CRASH_POINTS
