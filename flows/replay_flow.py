@@ -12,10 +12,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from sales_etl.artifacts import publish_replay_artifacts
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import KIND_REPLAY
 from sales_etl.faults import crash_point
 from sales_etl.flows.sales_flow import _flow_run_id, _mark_failure, _undo_uncommitted
+from sales_etl.idle import refuse_when_run_in_progress
 from sales_etl.settings import Settings
 from sales_etl.spark import start_spark, stop_spark
 from sales_etl.tasks.files import open_run
@@ -46,7 +48,8 @@ def sales_etl_replay_flow(
 
     ``reason``: reason codes (a row is selected when its current reason names one);
     ``source_file``: a glob on the landing key or file name; ``batch``: the nightly batch that
-    quarantined the rows; ``dry_run``: report what would load, take no lock, write nothing.
+    quarantined the rows; ``dry_run``: report what would load, take no lock, write nothing
+    (refused while a run holds the lock).
     Settings come from the ``SALES_ETL_*`` environment (never parameters: they show in the UI).
 
     Summary: ``kind`` ("replay"), ``batch_id`` (None when nothing changed), ``dry_run``,
@@ -66,12 +69,17 @@ def sales_etl_replay_flow(
     clock = StageClock()
     preflight(settings)
     if dry_run:
+        # A dry run takes no lock (it writes nothing, the lock row included) but does not read
+        # the marts while a run is publishing them: it refuses like a second run would.
+        refuse_when_run_in_progress(settings)
         try:
             start_spark(settings, "sales-etl-replay")
             report = replay_dry_run(settings, selection)
         finally:
             stop_spark()
-        return {"kind": KIND_REPLAY, "batch_id": None, **report}
+        summary = {"kind": KIND_REPLAY, "batch_id": None, **report}
+        publish_replay_artifacts(summary)
+        return summary
     run_id = uuid.uuid4().hex
     open_pipeline(settings, run_id)
     engine = make_engine(settings.database_url)
@@ -97,6 +105,7 @@ def sales_etl_replay_flow(
         if not (plan["rows_loadable"] or plan["reasons_updated"]):
             logger.info("replay: nothing to load and no reason changed; no batch opened")
             summary["stage_seconds"] = dict(clock.seconds)
+            publish_replay_artifacts(summary)
             return summary
         batch_id = open_run(settings, run_id, _flow_run_id(), KIND_REPLAY)
         crash_point("after_replay_opened")
@@ -120,6 +129,7 @@ def sales_etl_replay_flow(
             summary["rows_loaded"],
             ", ".join(summary["months"]) or "none",
         )
+        publish_replay_artifacts(summary)  # the replay's report in the UI
         return summary
     except BaseException as exc:
         rolled_back = None

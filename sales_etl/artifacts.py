@@ -36,6 +36,8 @@ ROWS_KEY = "sales-etl-rows"
 MONTHS_KEY = "sales-etl-months"
 TOP_PERFORMERS_KEY = "sales-etl-top-performers"
 ARTIFACT_KEYS = (SUMMARY_KEY, FILES_KEY, ROWS_KEY, MONTHS_KEY, TOP_PERFORMERS_KEY)
+#: The report of a ``sales-etl-replay`` flow run (flows/replay_flow.py).
+REPLAY_KEY = "sales-etl-replay"
 
 #: Environment variables whose values must never appear in an artifact.
 SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
@@ -401,4 +403,45 @@ def publish_failure_artifacts(
         )
     except Exception as exc:  # never mask the run's own exception
         _logger().warning("could not publish the failed run's artifacts: %s", type(exc).__name__)
+        return []
+
+
+def replay_markdown(summary: Mapping[str, Any]) -> str:
+    """The replay's report (:func:`sales_etl.summary.format_replay_summary`) as Markdown."""
+    from sales_etl.summary import format_replay_summary
+
+    title = "Sales ETL replay (dry run)" if summary.get("dry_run") else "Sales ETL replay"
+    lines = [f"# {title}", ""]
+    lines += [
+        f"- {_md(line.strip())}" for line in format_replay_summary(dict(summary)).splitlines()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def publish_replay_artifacts(summary: Mapping[str, Any]) -> list[str]:
+    """Publish a replay's report, and the months it recomputed with their top performers.
+
+    Keys: ``sales-etl-replay`` (Markdown) and, when months were recomputed,
+    ``sales-etl-top-performers``. Returns the keys published (empty on error: a report never
+    fails the replay).
+    """
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    try:
+        create_markdown_artifact(
+            markdown=replay_markdown(summary), key=REPLAY_KEY, description="Sales ETL replay report"
+        )
+        published = [REPLAY_KEY]
+        reporting = summary.get("reporting") or {}
+        if reporting.get("months"):
+            table = top_performers_table({"top_performers": reporting.get("top_performers", [])})
+            create_table_artifact(
+                table=table,
+                key=TOP_PERFORMERS_KEY,
+                description="Top performers and incentives of the months the replay recomputed",
+            )
+            published.append(TOP_PERFORMERS_KEY)
+        return published
+    except Exception as exc:
+        _logger().warning("could not publish the replay's artifacts: %s", type(exc).__name__)
         return []

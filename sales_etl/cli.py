@@ -242,6 +242,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.json:
         _print_locations(settings)
     run_preflight(settings)
+    from sales_etl.idle import refuse_when_run_in_progress
+
+    refuse_when_run_in_progress(settings)  # before Prefect and Spark start (a dry run too)
     _export_settings(settings)
     from sales_etl.flows.replay_flow import sales_etl_replay_flow
 

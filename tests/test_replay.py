@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter, defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -369,10 +370,22 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     assert_conservation(settings, sent)
 
     # ... and a replay of every reason loads exactly the others, once.
-    summary = sales_etl_replay_flow()
+    state = sales_etl_replay_flow(return_state=True)
+    summary = state.result()
     batch = summary["batch_id"]
     rest = [row for row in newly if row not in store_rows]
     assert batch and summary["rows_loaded"] == len(rest)
+    # Its report in the UI: the batch, the count, and the months' new top performers.
+    artifacts = flow_run_artifacts(state.state_details.flow_run_id)
+    report_text = re.sub(r"\\(.)", r"\1", artifacts["sales-etl-replay"])  # Markdown escapes out
+    assert f"- Replay batch {batch} (UTC)" in report_text
+    assert f"loaded {len(rest)}, still failing 3" in report_text
+    tops = {(t["month"], t["sales_person_id"]) for t in artifacts["sales-etl-top-performers"]}
+    assert tops == {
+        (f"{r[3]:04d}-{r[4]:02d}", r[0])
+        for r in expected_tables(True)["sales_team_incentive"]
+        if r[6] > 0 and f"{r[3]:04d}-{r[4]:02d}" in summary["months"]
+    }
     assert summary["reasons_updated"] == 1  # quantity 0: no longer also unknown_customer_id
     assert actual_tables(settings.database_url) == expected_tables(True)
     for mart in ("customer_data_mart", "sales_team_data_mart"):
@@ -406,6 +419,21 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     assert_conservation(settings, sent)
 
 
+def flow_run_artifacts(flow_run_id: Any) -> dict[str, Any]:
+    """The artifacts a flow run published, by key (tables parsed), read from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {
+        a.key: json.loads(a.data) if isinstance(a.data, str) and a.type == "table" else a.data
+        for a in found
+    }
+
+
 def test_replay_refuses_an_unknown_reason_and_a_malformed_batch():
     from sales_etl.errors import ConfigError
     from sales_etl.tasks.replay import ReplaySelection
@@ -433,6 +461,9 @@ def test_replay_is_refused_while_a_nightly_run_holds_the_lock(replay_env):
         before = snapshot(settings, db_file)
         with pytest.raises(journal.RunLockedError, match="a-nightly-run"):
             sales_etl_replay_flow()
+        # A dry run takes no lock, but does not read the marts while a run may publish them.
+        with pytest.raises(journal.RunLockedError, match="a-nightly-run"):
+            sales_etl_replay_flow(dry_run=True)
         assert snapshot(settings, db_file) == before
     finally:
         journal.release_lock(engine, "a-nightly-run")
