@@ -128,7 +128,7 @@ def sales_etl_flow(
             route_rejected_files(settings, run_id)
         accepted = [(p["key"], p["header"]) for p in plans if p["accepted"]]
         line_fields = {p["key"]: p.get("max_line_fields", 0) for p in plans if p["accepted"]}
-        stats = reporting = replayable = None
+        stats = reporting = replayable = watermark = None
         if accepted:
             try:
                 with clock.stage("spark start"):
@@ -146,7 +146,7 @@ def sales_etl_flow(
                     with clock.stage("reporting tables (spark + db)"):
                         reporting = load_reporting_tables(settings, run_id, stats["months"])
                 with clock.stage("count replayable rows"):
-                    replayable = count_replayable(settings)
+                    replayable, watermark = count_replayable(settings, batch_id)
             finally:
                 with clock.stage("spark stop"):
                     stop_spark()
@@ -165,6 +165,7 @@ def sales_etl_flow(
             recovered=recovered,
             stage_seconds=dict(clock.seconds),
             replayable_rows=replayable,
+            replayable_watermark=watermark,
         )
         finish_run(settings, run_id, batch_id, summary)
         publish_run_artifacts(summary, settings)  # the run's report in the UI

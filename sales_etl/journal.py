@@ -640,6 +640,29 @@ def record_replay(conn: Connection, batch_id: str, entries: Sequence[LedgerEntry
             conn.execute(insert(quarantine_ledger), inserts)
 
 
+def last_replayable_count(engine: Engine) -> tuple[int, str] | None:
+    """``(replayable_rows, replayable_watermark)`` of the last COMPLETED run, or None when that
+    run counted nothing (a replay, a run without accepted files, one a later run recovered).
+
+    The last completed run, not the last that counted: a replay in between changed the
+    ledger, so an older count is no longer a base (tasks/replay.py ``count_replayable``).
+    """
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(etl_runs.c.summary)
+            .where(etl_runs.c.status == RUN_COMPLETED)
+            .order_by(etl_runs.c.finished_at.desc(), etl_runs.c.batch_id.desc())
+            .limit(1)
+        ).first()
+    if row is None or not row.summary:
+        return None
+    summary = json.loads(row.summary)
+    count, watermark = summary.get("replayable_rows"), summary.get("replayable_watermark")
+    if not isinstance(count, int) or not isinstance(watermark, str):
+        return None
+    return count, watermark
+
+
 def commit_empty_run(engine: Engine, run_id: str) -> None:
     """A batch with no loadable rows has nothing to recompute, but still commits (LOADED)
     before anything is archived."""

@@ -17,11 +17,14 @@ def build_summary(
     stage_seconds: dict[str, float] | None = None,
     left_waiting: list[dict[str, str]] | None = None,
     replayable_rows: int | None = None,
+    replayable_watermark: str | None = None,
 ) -> dict[str, Any]:
     """Everything an operator wants to know about one run, as JSON-ready data.
 
     ``replayable_rows``: quarantined rows a ``sales-etl replay`` could load now (None: not
-    counted, e.g. no file was loaded and Spark did not start).
+    counted, e.g. no file was loaded and Spark did not start); ``replayable_watermark``: the
+    rules and dimension ids it was counted under (sha256 hex; the next run counts only its own
+    batch when it is unchanged: tasks/replay.py ``count_replayable``).
 
     ``plans`` must already show held files as rejected (``tasks.files.apply_holds``); their row
     counts come from ``stats["held"]``. ``rows_total`` = ``rows_loaded`` + ``rows_quarantined``
@@ -72,6 +75,7 @@ def build_summary(
         "top_performers": (reporting or {}).get("top_performers", []),
         "recovered_runs": recovered,
         "replayable_rows": replayable_rows,
+        "replayable_watermark": replayable_watermark,
         # Seconds per flow stage up to the summary, and the inside of the two Spark stages.
         "stage_seconds": stage_seconds if stage_seconds is not None else {},
         "stage_details": {

@@ -9,6 +9,7 @@ kind ``replay``, the ``quarantine_ledger``, the invariants) is docs/architecture
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sqlalchemy import func, select
 
-from sales_etl import journal
+from sales_etl import __version__, journal
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import (
     QUARANTINED,
@@ -42,7 +43,12 @@ from sales_etl.tasks.dimensions import _frame, run_dimensions
 from sales_etl.tasks.marts import _write, write_sale_marts
 from sales_etl.tasks.reporting import month_incentive_rows, read_mart_months, recompute_months
 from sales_etl.tasks.retry import retry_options
-from sales_etl.tasks.transform import classify_sales, reason_codes, sales_team_mart
+from sales_etl.tasks.transform import (
+    Dimensions,
+    classify_sales,
+    reason_codes,
+    sales_team_mart,
+)
 from sales_etl.timing import StageClock
 from sales_etl.validators.model import MANDATORY_COLUMNS
 
@@ -158,12 +164,14 @@ _LEDGER_SCHEMA = T.StructType(
 )
 
 
-def _ledger_frame(spark: SparkSession, database_url: str) -> DataFrame:
+def _ledger_frame(spark: SparkSession, database_url: str, origin_batch: str | None) -> DataFrame:
     engine = make_engine(database_url)
     try:
         query = select(
             quarantine_ledger.c.row_id, quarantine_ledger.c.status, quarantine_ledger.c.reason
         )
+        if origin_batch is not None:
+            query = query.where(quarantine_ledger.c.origin_batch_id == origin_batch)
         return _frame(spark, engine, query, _LEDGER_SCHEMA)
     finally:
         engine.dispose()
@@ -195,8 +203,13 @@ def judge_quarantine(
     quarantine = read_quarantine(spark, marts)
     if quarantine is None:
         return None
+    if selection.batch:
+        # Before the row ids: batch_id is part of a row's identity, so the occurrence numbers
+        # within one batch are the same, and only that batch is hashed (Parquet row groups of
+        # other batches are skipped by their batch_id statistics).
+        quarantine = quarantine.where(F.col("batch_id") == F.lit(selection.batch))
     rows = with_row_ids(quarantine).join(
-        _ledger_frame(spark, settings.database_url), ROW_ID, "left"
+        _ledger_frame(spark, settings.database_url, selection.batch), ROW_ID, "left"
     )
     rows = rows.where(
         F.col("ledger_status").isNull() | (F.col("ledger_status") != F.lit(REPLAYED))
@@ -205,8 +218,6 @@ def judge_quarantine(
         rows = rows.where(_reason_filter(selection.reasons))
     if selection.source_file:
         rows = rows.where(_glob_filter(selection.source_file))
-    if selection.batch:
-        rows = rows.where(F.col("batch_id") == F.lit(selection.batch))
     raw = rows.select(
         *MANDATORY_COLUMNS,
         "additional_column",
@@ -343,22 +354,53 @@ def commit_replay(
     return None
 
 
+def replayable_watermark(dims: Dimensions) -> str:
+    """What, besides the quarantine and the ledger, decides whether a quarantined row loads now:
+    the row rules (this package's version) and the id sets of the dimension tables
+    (:func:`classify_sales` joins ids only, never attributes). sha256 hex."""
+    digest = hashlib.sha256(f"sales-etl {__version__}".encode())
+    for frame, column in (
+        (dims.customer, "customer_id"),
+        (dims.store, "store_id"),
+        (dims.sales_team, "sales_person_id"),
+    ):
+        ids = sorted(row[0] for row in frame.select(column).distinct().collect())
+        digest.update(f"|{column}:".encode() + ",".join(map(str, ids)).encode())
+    return digest.hexdigest()
+
+
 @task(name="count-replayable-rows", cache_policy=NO_CACHE, retries=0)
-def count_replayable(settings: Settings) -> int | None:
-    """Quarantined rows (any reason, not yet replayed) that would load now: the nightly run's
-    ``replayable_rows``. None, with a warning, when counting failed: the figure is advice and
-    never fails the run that asks for it."""
+def count_replayable(settings: Settings, batch_id: str) -> tuple[int | None, str | None]:
+    """Quarantined rows (any reason, not yet replayed) that would load now, and the watermark
+    they were counted under: the nightly run's ``replayable_rows`` / ``replayable_watermark``.
+
+    Counted in proportion to the batch when possible: if the last completed run counted under
+    the same watermark (same rules, same dimension ids: sales_etl.journal.last_replayable_count),
+    the older quarantine judges as it did then and only batch ``batch_id``'s rows are judged;
+    otherwise the whole quarantine is. ``(None, None)``, with a warning, when counting failed:
+    the figure is advice and never fails the run that asks for it.
+    """
+    spark = active_spark()
     try:
-        return plan_from(
-            judge_quarantine(active_spark(), settings, ReplaySelection(), batch_id="")
-        ).rows_loadable
+        watermark = replayable_watermark(run_dimensions(spark, settings.database_url))
+        engine = make_engine(settings.database_url)
+        try:
+            prior = journal.last_replayable_count(engine)
+        finally:
+            engine.dispose()
+        if prior is not None and prior[1] == watermark:
+            selection, base = ReplaySelection(batch=batch_id), prior[0]
+        else:
+            selection, base = ReplaySelection(), 0
+        judged = judge_quarantine(spark, settings, selection, batch_id="")
+        return base + plan_from(judged).rows_loadable, watermark
     except Exception as exc:
         get_run_logger().warning(
             "could not count the quarantined rows a replay could load (%s: %s)",
             type(exc).__name__,
             str(exc)[:300],
         )
-        return None
+        return None, None
 
 
 # --- the dry run: what a replay would change ---------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 from collections import Counter, defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -416,6 +417,37 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     assert after["landing"] == before["landing"] and after["marts"] == before["marts"]
     assert actual_tables(settings.database_url) == expected_tables(True)
     assert ledger(settings.database_url) == entries
+    assert_conservation(settings, sent)
+
+    # 6. The nightly count follows the batch. After a replay (the ledger changed) the next run
+    # judges the whole quarantine: nothing loads now.
+    def nightly(name: str, rows: list[dict[str, str]]) -> dict[str, Any]:
+        write_bytes(Path(settings.landing) / "to_process" / name, csv_bytes(HEADER, rows))
+        sent[name] = rows
+        return sales_etl_flow()
+
+    may = [_row(NEVER_KNOWN_CUSTOMER, 1, 10, "2024-05-01", "4.00", 1)]
+    summary = nightly("sales_2024_05.csv", may)
+    assert (summary["rows_quarantined"], summary["replayable_rows"]) == (1, 0)
+    # With the same rules and dimension ids, a run judges only its own batch and adds it to the
+    # last run's count (made up here, to see that it is the base).
+    with sqlite3.connect(db_file) as conn:
+        (stored,) = conn.execute(
+            "SELECT summary FROM etl_runs WHERE batch_id = ?", (summary["batch_id"],)
+        ).fetchone()
+        conn.execute(
+            "UPDATE etl_runs SET summary = ? WHERE batch_id = ?",
+            (json.dumps({**json.loads(stored), "replayable_rows": 1000}), summary["batch_id"]),
+        )
+    may2 = [_row(NEVER_KNOWN_CUSTOMER, 2, 11, "2024-05-02", "5.00", 2)]
+    assert nightly("sales_2024_05_b.csv", may2)["replayable_rows"] == 1000
+    # Customer 99 arrives: the ids changed, so the whole quarantine is judged again: its March
+    # row and both May rows would load now.
+    dims = _dimension_rows(True)
+    dims["customer"].append({"customer_id": 99, "first_name": "Zed", "last_name": "Late"})
+    load_dimension_folder(settings.database_url, write_dimensions(tmp_path / "dims-99", **dims))
+    summary = nightly("sales_2024_05_c.csv", [_row(1, 1, 10, "2024-05-03", "1.00", 1)])
+    assert (summary["rows_loaded"], summary["replayable_rows"]) == (1, 3)
     assert_conservation(settings, sent)
 
 
