@@ -413,7 +413,7 @@ class _LineModeCheck:
     Work per 1 MiB chunk: ``bytes.rfind`` for the last line break, a copy joining the open line,
     two byte comparisons and a mask for the blank-line candidates, ``b'"' in`` (memchr); only a
     chunk holding quotes gets the pairing check over its quote positions, only a chunk holding
-    a CR gets three ``bytes.count``. Cost measured in docs/reliability.md ("Splittable reads").
+    a CR gets three ``bytes.count``. Cost: bench/scan_overhead.py, bench/RESULTS.md ("One big file").
     """
 
     def __init__(self) -> None:
