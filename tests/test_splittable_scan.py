@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import feed_in_chunks
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -23,11 +24,7 @@ from sales_etl.validators.model import IncomingFile
 def _splittable(data: bytes, cuts: list[int]) -> bool:
     """The check fed ``data`` cut at ``cuts`` (as the scan feeds it 1 MiB chunks)."""
     check = model._LineModeCheck()
-    start = 0
-    for cut in [*sorted(set(cuts)), len(data)]:
-        if start < cut <= len(data):
-            check.feed(data[start:cut])
-            start = cut
+    feed_in_chunks(check.feed, data, cuts)
     return check.finish()
 
 
