@@ -32,6 +32,9 @@ class Measured:
     peak_processes: int
     #: At the moment of the tree's peak: memory per process kind ("java", "python", ...).
     peak_by_process: dict[str, int]
+    #: (seconds since the start, memory of the tree's java processes) of every sample: whether
+    #: the JVM's memory stays flat over a long run.
+    java_timeline: list[tuple[float, int]]
 
 
 def _kind(proc: psutil.Process) -> str:
@@ -98,12 +101,14 @@ def run_measured(
         text=True,
     )
     peak: dict[str, Any] = {"rss": 0, "processes": 0, "by_process": {}}
+    java_timeline: list[tuple[float, int]] = []
     done = threading.Event()
 
     def sample() -> None:
         root = psutil.Process(proc.pid)
         while not done.is_set():
             rss, count, kinds = tree_memory(root)
+            java_timeline.append((time.perf_counter() - start, kinds.get("java", 0)))
             if rss > peak["rss"]:
                 peak["rss"], peak["by_process"] = rss, kinds
             peak["processes"] = max(peak["processes"], count)
@@ -123,4 +128,5 @@ def run_measured(
         peak["rss"],
         peak["processes"],
         peak["by_process"],
+        java_timeline,
     )

@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py                 # 10M rows, 10 files, 100k customers, 20 stores
     .venv/bin/python bench/run.py --rows 1000000  # quicker
     .venv/bin/python bench/run.py --rows 100000000 --skip-reference   # the 100M-row run
+    .venv/bin/python bench/run.py --scale --big-one-file 100000000   # issue 16, all sections
 
 Both sides read the same generated files. The pipeline side is ``sales-etl run`` exactly as an
 operator runs it (ephemeral Prefect, local folders, SQLite, Spark ``local[*]``): validation,
@@ -78,16 +79,17 @@ def _pipeline_env(ws: Path) -> dict[str, str]:
 
 
 def run_pipeline(
-    data: Path, ws: Path, *, with_files: bool = True
+    data: Path, ws: Path, *, with_files: bool = True, extra_env: dict[str, str] | None = None
 ) -> tuple[Measured, dict[str, Any], Path]:
     """Fresh workspace ``ws``, dimensions loaded (untimed), then one timed ``sales-etl run --json``
-    (``with_files=False``: nothing waits in ``to_process/``, an idle run)."""
+    (``with_files=False``: nothing waits in ``to_process/``, an idle run; ``extra_env``: more
+    environment, e.g. ``SALES_ETL_SPARK_MASTER``)."""
     shutil.rmtree(ws, ignore_errors=True)
     inbox = ws / "landing" / "to_process"
     inbox.mkdir(parents=True)
     for path in _sales_files(data) if with_files else []:
         os.link(path, inbox / path.name)  # same bytes, no copy; the run moves the link
-    env = _pipeline_env(ws)
+    env = {**_pipeline_env(ws), **(extra_env or {})}
     cli = str(BIN / "sales-etl")
     subprocess.run([cli, "init-db"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run(
@@ -196,9 +198,129 @@ def run_small_scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+#: Issue 16 section 1: one file may take at most this many times the same rows in 10 files.
+ONE_FILE_GOAL = 1.15
+#: Section 1 runs on exactly two cores, as the issue states it.
+LOCAL_2 = {"SALES_ETL_SPARK_MASTER": "local[2]"}
+SCAN_STAGE = "scan csv, classify (one pass)"
+
+
+def one_file_copy(data: Path, dest: Path) -> Path:
+    """``data``'s sales files as ONE file (the header once, then every file's rows in order)
+    in ``dest/sales/``, its dimensions linked: the same rows, one file. Kept between runs."""
+    sources = _sales_files(data)
+    marker = dest / "made_from.json"
+    made_from = {"files": [p.name for p in sources], "bytes": [p.stat().st_size for p in sources]}
+    if marker.is_file() and json.loads(marker.read_text()) == made_from:
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    (dest / "sales").mkdir(parents=True)
+    (dest / "dimensions").symlink_to(data / "dimensions")
+    with (dest / "sales" / "sales_all.csv").open("wb") as out:
+        for index, path in enumerate(sources):
+            with path.open("rb") as src:
+                header = src.readline()
+                if index == 0:
+                    out.write(header)
+                shutil.copyfileobj(src, out, 16 * 2**20)
+    marker.write_text(json.dumps(made_from))
+    return dest
+
+
+def _scan_seconds(summary: dict[str, Any]) -> float:
+    return summary.get("stage_details", {}).get("marts (spark)", {}).get(SCAN_STAGE, 0.0)
+
+
+def _java_peak(measured: Measured) -> int:
+    return max((java for _, java in measured.java_timeline), default=0)
+
+
+def run_one_file_scale(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
+    """Issue 16 section 1: the ``--rows`` rows in ``--files`` files against the same rows in ONE
+    file (:func:`one_file_copy`), ``local[2]``, runs interleaved, medians of ``--repeat``.
+
+    Raises SystemExit when the two computed different results (row counts, totals, top sellers).
+    """
+    one = one_file_copy(data, work / "one-file-data")
+    many_runs, one_runs = [], []
+    for _ in range(max(1, args.repeat)):
+        many_runs.append(run_pipeline(data, work / "many-files", extra_env=LOCAL_2))
+        one_runs.append(run_pipeline(one, work / "one-file", extra_env=LOCAL_2))
+    many, many_summary, many_ws = sorted(many_runs, key=lambda r: r[0].seconds)[len(many_runs) // 2]
+    single, one_summary, one_ws = sorted(one_runs, key=lambda r: r[0].seconds)[len(one_runs) // 2]
+    facts_many, facts_one = (
+        pipeline_facts(many_summary, many_ws),
+        pipeline_facts(one_summary, one_ws),
+    )
+    if facts_many != facts_one:
+        raise SystemExit(f"one file and {args.files} files disagree: {facts_one} != {facts_many}")
+    return {
+        "rows": one_summary["rows_total"],
+        "files": len(_sales_files(data)),
+        "many_files_seconds": round(many.seconds, 3),
+        "one_file_seconds": round(single.seconds, 3),
+        "ratio": round(single.seconds / many.seconds, 3),
+        "many_files_scan_seconds": _scan_seconds(many_summary),
+        "one_file_scan_seconds": _scan_seconds(one_summary),
+        "one_file_read": [f.get("spark_read") for f in one_summary["files"]],
+        "many_files_java_peak": _java_peak(many),
+        "one_file_java_peak": _java_peak(single),
+    }
+
+
+def run_big_one_file(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """``--big-one-file`` rows generated as ONE file, one ``sales-etl run`` on ``local[2]``; the
+    JVM's memory over the run (the sum of its processes' PSS, sampled every 0.1 s)."""
+    data = _generate(_spec(args, args.big_one_file, 1), work / "big-one-file-data")
+    measured, summary, _ = run_pipeline(data, work / "big-one-file", extra_env=LOCAL_2)
+    if summary["rows_total"] != args.big_one_file:
+        raise SystemExit(f"the big run read {summary['rows_total']} rows, not {args.big_one_file}")
+    timeline = measured.java_timeline
+    quarters = {}
+    for share in (0.25, 0.5, 0.75, 1.0):  # the highest sample up to each point of the run
+        until = [java for seconds, java in timeline if seconds <= share * measured.seconds]
+        quarters[f"{share:.0%}"] = max(until, default=0)
+    return {
+        "rows": summary["rows_total"],
+        "csv_bytes": sum(p.stat().st_size for p in _sales_files(data)),
+        "seconds": round(measured.seconds, 3),
+        "scan_seconds": _scan_seconds(summary),
+        "read": [f.get("spark_read") for f in summary["files"]],
+        "java_peak": _java_peak(measured),
+        "java_peak_until": quarters,
+        "samples": len(timeline),
+    }
+
+
+def report_one_file(one: dict[str, Any] | None, big: dict[str, Any] | None) -> None:
+    """Print issue 16's section 1: the one-file ratio, and the big single-file run's memory."""
+    if one:
+        print(f"issue 16, section 1 (one big file on every core), local[2], {one['rows']:,} rows:")
+        for label, key in ((f"{one['files']} files", "many_files"), ("1 file", "one_file")):
+            print(
+                f"  {label:10}{one[f'{key}_seconds']:>9.1f} s   scan csv, classify "
+                f"{one[f'{key}_scan_seconds']:>7.1f} s   JVM peak {_gib(one[f'{key}_java_peak'])}"
+            )
+        print(
+            f"  1 file / {one['files']} files: {one['ratio']:.2f}x (goal <= {ONE_FILE_GOAL}x); "
+            f"the one file was read {', '.join(map(str, one['one_file_read']))}"
+        )
+    if big:
+        print(
+            f"  1 file of {big['rows']:,} rows ({big['csv_bytes'] / 2**20:,.0f} MiB of CSV, "
+            f"read {', '.join(map(str, big['read']))}): {big['seconds']:.1f} s, scan csv, "
+            f"classify {big['scan_seconds']:.1f} s, JVM peak {_gib(big['java_peak'])}"
+        )
+        print(
+            "  JVM peak up to each quarter of that run: "
+            + ", ".join(f"{k} {_gib(v)}" for k, v in big["java_peak_until"].items())
+        )
+    if one or big:
+        print()
+
+
 def report_scale(scale: dict[str, Any]) -> None:
-    """Print issue 16's sections 1-3 (1 and 2 are not measured by this bench yet)."""
-    print("issue 16, section 1 (one big file on every core): not measured yet")
+    """Print issue 16's sections 2-3 (2 is not measured by this bench yet)."""
     print("issue 16, section 2 (monthly tables in proportion to the batch): not measured yet")
     print()
     n = scale["repeat"]
@@ -393,8 +515,9 @@ def main(argv: list[str] | None = None) -> int:
         "--scale",
         action="store_true",
         help="issue 16 in one invocation: the small-batch figures (import prefect, an idle run, "
-        "Spark start + stop, a --small-rows run), then the --rows run against the DuckDB "
-        "reference and Spark's floor (implies --floor)",
+        "Spark start + stop, a --small-rows run), the --rows rows in --files files against the "
+        "same rows in one file (local[2]), then the --rows run against the DuckDB reference "
+        "and Spark's floor (implies --floor)",
     )
     parser.add_argument(
         "--small-rows", type=int, default=1000, help="rows of the small run (--scale; 1000)"
@@ -406,6 +529,14 @@ def main(argv: list[str] | None = None) -> int:
         help="--scale: runs of the Spark start + stop and of the small run, the median is "
         "shown (import prefect and the idle run: at least 3)",
     )
+    parser.add_argument(
+        "--big-one-file",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="issue 16 section 1: also one run of ROWS rows in ONE file (local[2]), reporting "
+        "the JVM's memory over the run (e.g. 100000000; default: not run)",
+    )
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args(argv)
     args.floor = args.floor or args.scale
@@ -413,15 +544,22 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     scale = run_small_scale(args, work) if args.scale else None
     data = _generate(_spec(args, args.rows, args.files), work / "data")
+    one_file = run_one_file_scale(args, data, work) if args.scale else None
+    big = run_big_one_file(args, work) if args.big_one_file else None
     reference = None if args.skip_reference else run_reference(data, work)
     pipeline, summary, ws = run_pipeline(data, work / "pipeline")
     problems = compare(pipeline_facts(summary, ws), reference[1]) if reference else []
     floor = run_floor(data, work, ws / "marts")[1] if args.floor else None
+    report_one_file(one_file, big)
     if scale:
         report_scale(scale)
     result = report(args, data, pipeline, summary, reference, problems, floor)
     if scale:
         result["scale"] = scale
+    if one_file:
+        result["one_file"] = one_file
+    if big:
+        result["big_one_file"] = big
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 1 if problems else 0

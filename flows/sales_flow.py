@@ -128,13 +128,14 @@ def sales_etl_flow(
             route_rejected_files(settings, run_id)
         accepted = [(p["key"], p["header"]) for p in plans if p["accepted"]]
         line_fields = {p["key"]: p.get("max_line_fields", 0) for p in plans if p["accepted"]}
+        splittable = [p["key"] for p in plans if p["accepted"] and p.get("splittable")]
         stats = reporting = replayable = watermark = None
         if accepted:
             try:
                 with clock.stage("spark start"):
                     start_spark(settings)
                 with clock.stage("marts (spark)"):
-                    stats = build_marts(settings, batch_id, accepted, line_fields)
+                    stats = build_marts(settings, batch_id, accepted, line_fields, splittable)
                 if stats["held"]:  # too many bad rows, or Spark failed on it: out, whole
                     with clock.stage("hold files"):
                         hold_files(settings, run_id, batch_id, stats["held"])

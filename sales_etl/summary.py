@@ -44,6 +44,8 @@ def build_summary(
             "plugin": plan.get("plugin"),
             "extra_columns": plan.get("extra_columns", []),
         }
+        if plan["accepted"]:  # how Spark read it (issue 16 §1, tasks.marts.read_accepted_files)
+            entry["spark_read"] = "split by line" if plan.get("splittable") else "multiLine"
         entry.update({f"rows_{k}": v for k, v in per_file.get(plan["key"], {}).items()})
         if plan["key"] in held and "rows_total" in held[plan["key"]]:
             hold = held[plan["key"]]  # read, judged, then held: none loaded or quarantined

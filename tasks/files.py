@@ -42,6 +42,8 @@ class FilePlan:
     extra_columns: list[str] = field(default_factory=list)
     #: IncomingFile.max_line_fields: sets the Spark read's maxColumns (tasks.marts).
     max_line_fields: int = 0
+    #: IncomingFile.splittable: Spark reads the file split by line instead of with multiLine.
+    splittable: bool = False
 
     def verdict(self) -> journal.Verdict:
         """The journal's view of this decision."""
@@ -144,6 +146,7 @@ def plan_files(
                 header=list(verdict.header or []),
                 extra_columns=list(verdict.extra_columns or []),
                 max_line_fields=incoming.max_line_fields,
+                splittable=incoming.splittable,
             )
         )
     already = journal.completed_checksums(engine, [p.checksum for p in plans if p.accepted])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -54,7 +54,9 @@ from sales_etl.validators.schemas import validate_mart_frame
 CSV_OPTIONS = {
     "header": "true",  # the header line is skipped; names come from our own schema
     "enforceSchema": "true",
-    "multiLine": "true",  # RFC 4180: quoted fields may hold newlines
+    # RFC 4180: quoted fields may hold newlines. multiLine cannot be split: one task per file.
+    # read_accepted_files turns it off for the files validation found splittable.
+    "multiLine": "true",
     "quote": '"',
     "escape": '"',  # RFC 4180 doubles quotes; Spark's default escape is a backslash
     "encoding": "UTF-8",
@@ -65,6 +67,9 @@ CSV_OPTIONS = {
     "ignoreTrailingWhiteSpace": "false",
 }
 
+
+#: How many multiLine files the build-marts log line names.
+MAX_LOGGED_FILES = 10
 
 #: How many of a held file's most frequent reasons its report names.
 TOP_REASONS = 3
@@ -104,32 +109,54 @@ def read_accepted_files(
     store: ObjectStore,
     files: Sequence[tuple[str, Sequence[str]]],
     line_fields: Mapping[str, int] | None = None,
+    splittable: Collection[str] = (),
 ) -> DataFrame:
-    """One Spark read per distinct header (usually one), projected to a common raw shape.
+    """One Spark read per distinct header and read mode, projected to a common raw shape.
 
     ``line_fields``: key -> the file's ``max_line_fields`` (missing: 0); each read's
-    ``maxColumns`` covers its files (:func:`max_columns_option`).
+    ``maxColumns`` covers its files (:func:`max_columns_option`). ``splittable``: keys of the
+    files validation found splittable (``IncomingFile.splittable``): read in line mode, which
+    Spark splits into tasks of ``spark.sql.files.maxPartitionBytes`` (128 MiB), so one big
+    file uses every core. Every other file is read with ``multiLine`` (a quoted field may hold
+    a line break), one task per file. Both modes give the same rows for a splittable file
+    (tests/test_splittable_reads.py).
     """
     line_fields = line_fields or {}
-    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    widths: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    groups: dict[tuple[tuple[str, ...], bool], list[str]] = defaultdict(list)
+    widths: dict[tuple[tuple[str, ...], bool], list[int]] = defaultdict(list)
     for key, header in files:
-        groups[tuple(header)].append(store.spark_path(key))
-        widths[tuple(header)].append(line_fields.get(key, 0))
+        group = (tuple(header), key in splittable)
+        groups[group].append(store.spark_path(key))
+        widths[group].append(line_fields.get(key, 0))
     frames = [
         normalise_raw_columns(
             spark.read.options(**CSV_OPTIONS)
-            .option("maxColumns", str(max_columns_option(widths[header])))
+            .option("multiLine", "false" if split else "true")
+            .option("maxColumns", str(max_columns_option(widths[(header, split)])))
             .schema(raw_sales_schema(header))
             .csv(paths),
             header,
         )
-        for header, paths in groups.items()
+        for (header, split), paths in groups.items()
     ]
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionByName(frame)
     return result
+
+
+def read_modes(files: Sequence[tuple[str, Sequence[str]]], splittable: Collection[str]) -> str:
+    """One log line: how many files Spark reads split by line, and which it reads whole."""
+    whole = sorted(key for key, _ in files if key not in splittable)
+    line = f"Spark reads {len(files) - len(whole)} file(s) split by line, {len(whole)} whole"
+    if not whole:
+        return line
+    named = ", ".join(whole[:MAX_LOGGED_FILES])
+    more = len(whole) - MAX_LOGGED_FILES
+    return (
+        f"{line} with multiLine (a quoted line break, a blank line, mixed line ends or quotes "
+        f"outside RFC 4180): {named}" + (f" and {more} more" if more > 0 else "")
+    )
 
 
 def bad_row_hold(
@@ -271,6 +298,7 @@ def build_batch_marts(
     batch_id: str,
     files: Sequence[tuple[str, Sequence[str]]],
     line_fields: Mapping[str, int] | None = None,
+    splittable: Collection[str] = (),
 ) -> BatchStats:
     """Read, judge, enrich and write one batch's marts into its scratch folder.
 
@@ -278,7 +306,8 @@ def build_batch_marts(
     reason, raw strings of rejected rows only); (2) row counts from it; (3)-(5) the customer
     mart, the sales-team mart and the quarantine from it, dimension attributes joined by
     broadcast. Nothing but the counts reaches the driver. ``line_fields``: key -> the file's
-    ``max_line_fields`` from validation (sets ``maxColumns``, :func:`max_columns_option`).
+    ``max_line_fields`` from validation (sets ``maxColumns``, :func:`max_columns_option`);
+    ``splittable``: keys read in line mode (:func:`read_accepted_files`).
     A file that makes the scan fail on its own is taken out and returned in ``held``
     (``error_files/unknown/``, :func:`classify_accepted_files`).
     """
@@ -294,9 +323,12 @@ def build_batch_marts(
         readable = [(claim_of[key], header) for key, header in files]
         claims = {claim: key for key, claim in claim_of.items()}
         widths = {claim_of[key]: (line_fields or {}).get(key, 0) for key, _ in files}
+        split = {claim_of[key] for key, _ in files if key in splittable}
     classified_key = incoming_prefix(batch_id, CLASSIFIED)
     with clock.stage("scan csv, classify (one pass)"):
-        _, poison = classify_accepted_files(spark, landing, marts, dims, batch_id, readable, widths)
+        _, poison = classify_accepted_files(
+            spark, landing, marts, dims, batch_id, readable, widths, split
+        )
     poison = {claims.get(k, k): hold for k, hold in poison.items()}
     classified = spark.read.parquet(marts.spark_path(classified_key))
     with clock.stage("row counts"):
@@ -377,11 +409,13 @@ def classify_accepted_files(
     batch_id: str,
     files: Sequence[InputFile],
     line_fields: Mapping[str, int],
+    splittable: Collection[str] = (),
 ) -> tuple[list[InputFile], dict[str, dict[str, Any]]]:
     """The scan of the CSV bytes -> the batch's classified Parquet, without poison files.
 
     ``files``: the ``(key, header)`` Spark reads (keys of ``landing``); ``line_fields``: their
-    ``max_line_fields``. Returns the files written and key -> hold record of each file the
+    ``max_line_fields``; ``splittable``: those read in line mode, also when probed alone (the
+    header-only control is read with ``multiLine``). Returns the files written and key -> hold record of each file the
     scan failed on alone (:func:`sales_etl.tasks.poison.classify_without_poison_files`: named
     by Spark or bisected, confirmed alone against a header-only control; never a transient
     fault). Probes discard their output (Spark's ``noop`` sink); the control file lives in the
@@ -390,7 +424,8 @@ def classify_accepted_files(
     classified_key = incoming_prefix(batch_id, CLASSIFIED)
 
     def classified(some: Sequence[InputFile], store: ObjectStore = landing) -> DataFrame:
-        return classify_sales(read_accepted_files(spark, store, some, line_fields), dims, batch_id)
+        raw = read_accepted_files(spark, store, some, line_fields, splittable)
+        return classify_sales(raw, dims, batch_id)
 
     def run(some: Sequence[InputFile]) -> None:
         _write(classified(some), marts, classified_key, ())
@@ -414,13 +449,17 @@ def build_marts(
     batch_id: str,
     files: list[tuple[str, list[str]]],
     line_fields: dict[str, int] | None = None,
+    splittable: list[str] | None = None,
 ) -> dict[str, Any]:
     """Spark: one scan of the accepted files -> quarantine + both marts (scratch folder).
 
+    ``splittable``: keys validation found splittable, read in line mode (the rest: multiLine).
     Returns :class:`BatchStats` as a dict; files in its ``held`` have no row in any mart.
     """
     logger = get_run_logger()
-    stats = build_batch_marts(settings, batch_id, files, line_fields)
+    split = set(splittable or ())
+    logger.info("%s", read_modes(files, split))
+    stats = build_batch_marts(settings, batch_id, files, line_fields, split)
     logger.info(
         "batch %s: %d rows read, %d loaded, %d quarantined, months %s; %d file(s) to hold",
         batch_id,

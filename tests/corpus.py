@@ -20,8 +20,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
-from helpers import SALES_COLUMNS
+from helpers import SALES_COLUMNS, load_dimension_folder, write_dimensions
 
 PROCESSED = "processed"
 WRONG_TYPE = "wrong_file_types"
@@ -51,6 +52,26 @@ class CorpusFile:
     reasons: list[str | None] = field(default_factory=list)  # per record, file order
     # extra checks on loaded rows: product names expected verbatim among the loaded rows
     products: list[str] = field(default_factory=list)
+
+
+def load_corpus_dimensions(folder: Path, database_url: str) -> None:
+    """The corpus's dimension rows, written as CSVs into ``folder`` and loaded into the database."""
+    write_dimensions(
+        folder,
+        customer=[
+            {"customer_id": cid, "first_name": f, "last_name": last, "pincode": "560001"}
+            for cid, (f, last) in CUSTOMERS.items()
+        ],
+        store=[
+            {"id": sid, "address": "Main St", "store_manager_name": manager}
+            for sid, manager in STORES.items()
+        ],
+        sales_team=[
+            {"id": pid, "first_name": f, "last_name": last, "is_manager": "N"}
+            for pid, (f, last) in SALES_TEAM.items()
+        ],
+    )
+    load_dimension_folder(database_url, folder)
 
 
 # --- the rule oracle (independent of tasks/transform.py) -----------------------------------------

@@ -165,6 +165,16 @@ def csv_records(data: bytes) -> list[list[str]]:
     return [r for r in records[1:] if r]
 
 
+def feed_in_chunks(feed: Callable[[bytes], None], data: bytes, cuts: Iterable[int]) -> None:
+    """Call ``feed`` with ``data`` cut at ``cuts`` (any order, repeats and out-of-range cuts
+    ignored), as a streaming reader hands out chunks."""
+    start = 0
+    for cut in [*sorted(set(cuts)), len(data)]:
+        if start < cut <= len(data):
+            feed(data[start:cut])
+            start = cut
+
+
 def count_csv_records(data: bytes) -> int:
     """Number of non-blank data records (header excluded) in CSV bytes."""
     return len(csv_records(data))

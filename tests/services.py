@@ -13,8 +13,8 @@ Fixtures (registered from ``tests/conftest.py``):
 ``mariadb``      (session) a :class:`MariaDB` server; ``new_database()`` gives a fresh database
                  and a SQLAlchemy URL for a least-privilege user.
 ``mysql_url``    (function) a fresh database's ``mysql+pymysql://`` URL.
-``spark_cluster`` (session) a :class:`SparkCluster`: a Spark standalone master and one worker
-                 (2 cores, 4g) started from the pyspark wheel; ``master_url`` is ``spark://...``.
+``spark_cluster`` (session) a :class:`SparkCluster`: a Spark standalone master and two workers
+                 (1 core, 2g each) started from the pyspark wheel; ``master_url`` is ``spark://...``.
 """
 
 from __future__ import annotations
@@ -403,16 +403,20 @@ def mysql_url(mariadb: MariaDB) -> str:
 
 @dataclass
 class SparkCluster:
-    """A Spark standalone master and one worker on 127.0.0.1, both from the pyspark wheel."""
+    """A Spark standalone master and two workers on 127.0.0.1, all from the pyspark wheel.
+
+    Two workers of one core each (the machine's two cores, as one worker of two before): an
+    application gets one executor on each, so a test can see work spread over both.
+    """
 
     master_url: str  # spark://127.0.0.1:<port>
     webui_url: str  # the master's web UI (its JSON state is at ``/json/``)
     spark_home: Path
-    work_dir: Path  # the worker's --work-dir: app-*/<executor id>/stderr of every executor
+    work_dir: Path  # the workers' --work-dir: app-*/<executor id>/stderr of every executor
     master: subprocess.Popen[bytes]
-    worker: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
     master_log: Path
-    worker_log: Path
+    worker_logs: list[Path]
 
     def state(self) -> dict:
         """The master's JSON state: ``aliveworkers``, ``activeapps``, ``completedapps``..."""
@@ -423,10 +427,11 @@ class SparkCluster:
             return json.load(response)
 
     def logs(self, lines: int = 40) -> str:
-        """The tail of both daemons' logs (for failure messages)."""
-        return (
-            f"--- master log ({self.master_log}):\n{_tail(self.master_log, lines)}\n"
-            f"--- worker log ({self.worker_log}):\n{_tail(self.worker_log, lines)}"
+        """The tail of every daemon's log (for failure messages)."""
+        return "\n".join(
+            f"--- {name} log ({log}):\n{_tail(log, lines)}"
+            for name, log in [("master", self.master_log)]
+            + [(f"worker {i + 1}", log) for i, log in enumerate(self.worker_logs)]
         )
 
 
@@ -478,9 +483,9 @@ def start_spark_cluster(base: Path, timeout: float = 180) -> SparkCluster:
         "SPARK_DAEMON_MEMORY": "512m",
         "JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     }
-    port, webui_port, worker_webui_port = free_port(), free_port(), free_port()
+    port, webui_port = free_port(), free_port()
     master_url = f"spark://127.0.0.1:{port}"
-    master_log, worker_log = logs / "master.log", logs / "worker.log"
+    master_log = logs / "master.log"
     master = _start_daemon(
         [
             *spark_class,
@@ -495,43 +500,49 @@ def start_spark_cluster(base: Path, timeout: float = 180) -> SparkCluster:
         env,
         master_log,
     )
-    worker = _start_daemon(
-        [
-            *spark_class,
-            "org.apache.spark.deploy.worker.Worker",
-            master_url,  # the worker retries until the master listens
-            "--host",
-            "127.0.0.1",
-            "--cores",
-            "2",
-            "--memory",
-            "4g",
-            "--webui-port",
-            str(worker_webui_port),
-            "--work-dir",
-            str(work_dir),
-        ],
-        env,
-        worker_log,
-    )
+    worker_logs = [logs / f"worker-{i}.log" for i in (1, 2)]
+    workers = [
+        _start_daemon(
+            [
+                *spark_class,
+                "org.apache.spark.deploy.worker.Worker",
+                master_url,  # the worker retries until the master listens
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "1",
+                "--memory",
+                "2g",
+                "--webui-port",
+                str(free_port()),
+                "--work-dir",
+                str(work_dir),  # shared: executor ids are unique within an application
+            ],
+            env,
+            log,
+        )
+        for log in worker_logs
+    ]
     cluster = SparkCluster(
         master_url=master_url,
         webui_url=f"http://127.0.0.1:{webui_port}",
         spark_home=spark_home,
         work_dir=work_dir,
         master=master,
-        worker=worker,
+        workers=workers,
         master_log=master_log,
-        worker_log=worker_log,
+        worker_logs=worker_logs,
     )
 
     def give_up(why: str) -> None:
-        _stop(worker)
+        for worker in workers:
+            _stop(worker)
         _stop(master)
         pytest.fail(f"Spark standalone cluster: {why}\n{cluster.logs()}", pytrace=False)
 
     def alive_workers() -> int:
-        for name, proc in (("master", master), ("worker", worker)):
+        named = [("master", master)] + [(f"worker {i + 1}", w) for i, w in enumerate(workers)]
+        for name, proc in named:
             if proc.poll() is not None:
                 give_up(f"the {name} exited with {proc.returncode}")
         return cluster.state().get("aliveworkers", 0)
@@ -539,9 +550,9 @@ def start_spark_cluster(base: Path, timeout: float = 180) -> SparkCluster:
     try:
         wait_until(
             alive_workers,
-            lambda count: count >= 1,
+            lambda count: count >= len(workers),
             timeout=timeout,
-            describe=f"a worker registered with {master_url}",
+            describe=f"{len(workers)} workers registered with {master_url}",
             retry_on=(OSError, ValueError),  # web UI not up yet
         )
     except WaitTimeout as exc:
@@ -551,11 +562,12 @@ def start_spark_cluster(base: Path, timeout: float = 180) -> SparkCluster:
 
 @pytest.fixture(scope="session")
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkCluster]:
-    """A Spark standalone master + worker for the session (logs and work dir stay under
-    pytest's temp folder); both are stopped at the end."""
+    """A Spark standalone master + two workers for the session (logs and work dir stay under
+    pytest's temp folder); all are stopped at the end."""
     cluster = start_spark_cluster(tmp_path_factory.mktemp("spark_cluster"))
     try:
         yield cluster
     finally:
-        _stop(cluster.worker)  # stops its executors too
+        for worker in cluster.workers:
+            _stop(worker)  # stops its executors too
         _stop(cluster.master)

@@ -19,47 +19,24 @@ from typing import Any
 import pytest
 from corpus import (
     BAD_SCHEMA,
-    CUSTOMERS,
     DUPLICATES,
     IGNORED,
     PROCESSED,
-    SALES_TEAM,
-    STORES,
     WRONG_TYPE,
     CorpusFile,
     build_corpus,
     expected_reason,
+    load_corpus_dimensions,
 )
 from helpers import (
     files_under,
-    load_dimension_folder,
     read_parquet_rows,
     read_table,
     sha256_bytes,
     write_bytes,
-    write_dimensions,
 )
 
 csv.field_size_limit(1 << 30)
-
-
-def _load_dims(folder: Path, database_url: str) -> None:
-    write_dimensions(
-        folder,
-        customer=[
-            {"customer_id": cid, "first_name": f, "last_name": last, "pincode": "560001"}
-            for cid, (f, last) in CUSTOMERS.items()
-        ],
-        store=[
-            {"id": sid, "address": "Main St", "store_manager_name": manager}
-            for sid, manager in STORES.items()
-        ],
-        sales_team=[
-            {"id": pid, "first_name": f, "last_name": last, "is_manager": "N"}
-            for pid, (f, last) in SALES_TEAM.items()
-        ],
-    )
-    load_dimension_folder(database_url, folder)
 
 
 def _records(data: bytes) -> tuple[list[str], list[list[str]]]:
@@ -78,7 +55,7 @@ def corpus_run(spark, prefect_api, tmp_path_factory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("corpus")
     landing, marts = root / "landing", root / "marts"
     database_url = f"sqlite:///{root / 'etl.db'}"
-    _load_dims(root / "dims", database_url)
+    load_corpus_dimensions(root / "dims", database_url)
     files = build_corpus()
     for f in files:
         write_bytes(landing / "to_process" / f.name, f.data)

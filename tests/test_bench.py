@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import count_csv_records
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,8 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
             "--scale",
             "--small-rows",
             "300",
+            "--big-one-file",
+            "5000",
         ],
         capture_output=True,
         text=True,
@@ -60,8 +63,12 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
     # Everything the bench timed ran one after the other inside this invocation (import prefect
     # and the idle run 3 times each: the median plus the slowest run, at least twice the median).
     scale = result["scale"]
+    one = result["one_file"]
     sequential = (
-        result["pipeline_seconds"]
+        one["one_file_seconds"]
+        + one["many_files_seconds"]
+        + result["big_one_file"]["seconds"]
+        + result["pipeline_seconds"]
         + result["reference_seconds"]
         + scale["import_prefect_seconds"] * 2
         + scale["idle_run_seconds"] * 2
@@ -81,8 +88,31 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
         "one tiny job",
         "session stop",
     }
+    # Section 1: the same 20,000 rows as one file (counted here with the csv module, against
+    # the 3 generated files) read split by line, both runs on local[2] through the whole flow.
+    sources = sorted((tmp_path / "work" / "data" / "sales").glob("*.csv"))
+    (single,) = (tmp_path / "work" / "one-file-data" / "sales").glob("*.csv")
+    assert len(sources) == 3 and one["files"] == 3
+    assert (
+        count_csv_records(single.read_bytes())
+        == 20000
+        == sum(count_csv_records(p.read_bytes()) for p in sources)
+    )
+    assert one["rows"] == 20000 and one["one_file_read"] == ["split by line"]
+    assert one["one_file_java_peak"] > 100 * 2**20 and one["many_files_java_peak"] > 100 * 2**20
+    assert 0 < one["one_file_scan_seconds"] < one["one_file_seconds"]
+    big = result["big_one_file"]
+    assert big["rows"] == 5000 and big["read"] == ["split by line"]
+    assert big["java_peak"] > 100 * 2**20 and big["samples"] > 10
+    assert big["java_peak_until"]["100%"] == big["java_peak"] >= big["java_peak_until"]["25%"]
+    assert big["csv_bytes"] == sum(
+        p.stat().st_size for p in (tmp_path / "work" / "big-one-file-data" / "sales").glob("*.csv")
+    )
     for line in (
-        "section 1 (one big file on every core): not measured yet",
+        "issue 16, section 1 (one big file on every core), local[2], 20,000 rows:",
+        "1 file / 3 files:",
+        "(goal <= 1.15x)",
+        "1 file of 5,000 rows",
         "section 2 (monthly tables in proportion to the batch): not measured yet",
         'python -c "import prefect"',
         "sales-etl run, nothing waiting",

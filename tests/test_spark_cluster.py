@@ -13,15 +13,21 @@ the customer mart, the sales-team mart and the quarantine (every Parquet file re
 only ``batch_id``, which names the run, is dropped), the landing zone and the journal.
 
 Proof the cluster did the work: the master lists a finished application "sales-etl", the
-worker's work dir has its executor folder, and Spark's event log of the run (switched on through
+workers' work dir has its executor folders, and Spark's event log of the run (switched on through
 ``PYSPARK_SUBMIT_ARGS``, which the product's session builder does not touch) shows every task
 ran on a cluster executor, none in the driver.
+
+Issue 16 §1: a batch of ONE file is read by both workers' executors. The event log names the
+stages that scan CSV (an RDD in the "Scan csv" scope) and the executor of each of their tasks;
+``spark.sql.files.maxPartitionBytes`` is made small (again through ``PYSPARK_SUBMIT_ARGS``) so
+that a small file makes several splits, as a multi-GB file does at the default 128 MiB.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from collections import defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -63,12 +69,14 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         server.stop()
 
 
-def _dataset(root: Path) -> tuple[Path, dict[str, bytes], dict[str, Any]]:
+def _dataset(
+    root: Path, rows: int = 3000, files: int = 3, bad_files: bool = True
+) -> tuple[Path, dict[str, bytes], dict[str, Any]]:
     """Generated dimensions loaded into a template SQLite; the files to drop; the counts."""
     data = generate_dataset(
         root / "generated",
-        rows=3000,
-        files=3,
+        rows=rows,
+        files=files,
         customers=80,
         stores=3,
         products=15,
@@ -77,7 +85,7 @@ def _dataset(root: Path) -> tuple[Path, dict[str, bytes], dict[str, Any]]:
         seed=7,
         bad_row_fraction=0.02,
         extra_columns=True,
-        bad_files=True,
+        bad_files=bad_files,
     )
     template = root / "template.db"
     load_dimension_folder(f"sqlite:///{template}", data["dimensions_dir"])
@@ -86,9 +94,15 @@ def _dataset(root: Path) -> tuple[Path, dict[str, bytes], dict[str, Any]]:
 
 
 def _run(
-    ws: Workspace, env: dict[str, str], label: str, master: str, event_dir: Path
+    ws: Workspace,
+    env: dict[str, str],
+    label: str,
+    master: str,
+    event_dir: Path,
+    spark_conf: dict[str, str] | None = None,
 ) -> tuple[RunResult, dict[str, Any]]:
-    """`sales-etl run --json` against ``master``, with Spark's event log in ``event_dir``.
+    """`sales-etl run --json` against ``master``, with Spark's event log in ``event_dir``
+    (and ``spark_conf`` added to the session's configuration).
 
     The input is in local folders, so the s3a jars are not needed: an empty
     ``SALES_ETL_JARS_DIR`` keeps ``start_spark`` from shipping the ~0.7 GB AWS SDK bundle to
@@ -104,6 +118,7 @@ def _run(
         "spark.eventLog.dir": event_dir.as_uri(),
         "spark.eventLog.compress": "false",  # one plain JSON-lines file per application
         "spark.eventLog.rolling.enabled": "false",
+        **(spark_conf or {}),
     }
     submit = " ".join(f"--conf {shlex.quote(f'{k}={v}')}" for k, v in conf.items())
     extra = {
@@ -130,6 +145,24 @@ def _task_executors(event_dir: Path) -> tuple[str, list[str]]:
         elif event["Event"] == "SparkListenerTaskEnd":
             executors.append(event["Task Info"]["Executor ID"])
     return app_id, executors
+
+
+def _csv_scan_executors(event_dir: Path) -> dict[int, list[str]]:
+    """Stage id -> the executor id of each finished task, for the stages that scan CSV files
+    (an RDD of the stage is in Spark's "Scan csv" plan scope), from the run's event log."""
+    (log,) = [p for p in event_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    scans: set[int] = set()
+    executors: dict[int, list[str]] = defaultdict(list)
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["Event"] == "SparkListenerStageSubmitted":
+            info = event["Stage Info"]
+            scopes = [json.loads(r["Scope"])["name"] for r in info["RDD Info"] if r.get("Scope")]
+            if any(name.startswith("Scan csv") for name in scopes):
+                scans.add(info["Stage ID"])
+        elif event["Event"] == "SparkListenerTaskEnd":
+            executors[event["Stage ID"]].append(event["Task Info"]["Executor ID"])
+    return {stage: executors[stage] for stage in sorted(scans)}
 
 
 def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
@@ -228,3 +261,31 @@ def test_cluster_run_equals_local_run(
             f"standalone cluster {cluster.seconds:.1f} s "
             f"({len(local_tasks)} / {len(cluster_tasks)} Spark tasks)"
         )
+
+
+def test_one_file_is_read_by_both_workers(
+    spark_cluster: SparkCluster, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 16 §1: one 6,000-row file (~0.4 MB) in 32 KiB splits: its CSV scan runs on the
+    executors of both workers, and the rows are all there."""
+    template, files, counts = _dataset(tmp_path, rows=6000, files=1, bad_files=False)
+    ((name, data),) = files.items()
+    ws = new_workspace(tmp_path / "one-file", template)
+    drop_files(ws, files)
+    split_bytes = 32 * 1024
+    conf = {
+        "spark.sql.files.maxPartitionBytes": str(split_bytes),
+        # Start the first job only once both executors have registered (the default is to
+        # start as soon as one has), so that the scan's tasks have both to go to.
+        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+    }
+    _, summary = _run(ws, cli_env, "one file", spark_cluster.master_url, tmp_path / "events", conf)
+    assert summary["rows_total"] == counts["rows"] == 6000
+    (entry,) = [f for f in summary["files"] if f["file"].endswith(name)]
+    assert entry["spark_read"] == "split by line"
+
+    scans = _csv_scan_executors(tmp_path / "events")
+    assert scans, "no stage of the run scanned CSV"
+    splits = -(-len(data) // split_bytes)
+    (classify,) = [tasks for tasks in scans.values() if len(tasks) == splits]
+    assert set(classify) == {"0", "1"}, f"the scan's {splits} tasks ran on {classify}"

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import feed_in_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,11 +32,7 @@ def _oracle(data: bytes, floor: int) -> int:
 
 def _widest(data: bytes, floor: int, cuts: list[int]) -> int:
     widest = model._WidestLine(floor)
-    start = 0
-    for cut in [*sorted(set(cuts)), len(data)]:
-        if start < cut <= len(data):
-            widest.feed(data[start:cut])
-            start = cut
+    feed_in_chunks(widest.feed, data, cuts)
     return widest.finish()
 
 

@@ -61,9 +61,10 @@ def sales_etl_validate_file(file: IncomingFile) -> Rejection | None:
 
     Args:
         file: The file to check: its ``key``, ``name``, lower-case ``extension``, ``size``,
-            SHA-256 ``checksum``, ``utf8_error``, ``has_nul``, first 64 KiB ``head``, ``max_line_fields``, the parsed
-            ``header`` (raises ``ValueError`` for a file that is not CSV text), the run's
-            ``settings``, and ``open()`` for a stream of every byte.
+            SHA-256 ``checksum``, ``utf8_error``, ``has_nul``, first 64 KiB ``head``,
+            ``max_line_fields``, ``splittable``, the parsed ``header`` (raises ``ValueError``
+            for a file that is not CSV text), the run's ``settings``, and ``open()`` for a
+            stream of every byte.
 
     Returns:
         ``None`` to accept the file (as far as this validator is concerned), or

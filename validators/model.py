@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
+import numpy as np
+
 from sales_etl.settings import Settings
 
 if TYPE_CHECKING:
@@ -64,6 +66,11 @@ SPARK_CSV_MAX_COLUMNS = 20_480
 #: for each parser: 1,000,000 columns cost ~8 MB of heap per reading task and no measurable
 #: time (docs/reliability.md "Poison files").
 MAX_RECORD_FIELDS = 1_000_000
+
+#: The line-mode check keeps the line left open at the end of a chunk in memory until it ends;
+#: past this many bytes it gives up and :attr:`IncomingFile.splittable` is False (the file is
+#: read with ``multiLine``, as before).
+MAX_SPLITTABLE_LINE_BYTES = 16 * CHUNK_BYTES
 
 #: Longest rejection category (``staging_files.category`` is ``VARCHAR(64)``).
 MAX_CATEGORY_CHARS = 64
@@ -127,6 +134,14 @@ class IncomingFile:
             lines here; a record that is wider than the limit only across such lines is missed
             (Spark then fails on the file, and the Spark stage holds it in
             ``error_files/unknown/``: ``sales_etl.tasks.marts.classify_without_poison_files``).
+        splittable: Whether Spark may read the file in line mode, split into many tasks, and
+            get exactly the rows its ``multiLine`` mode gives (issue 16 §1): every record is one
+            physical line. False when a quoted field holds a line break (RFC 4180), and also,
+            to be safe, when the two modes are known to differ or might: a line of only
+            whitespace (line mode drops it, ``multiLine`` quarantines it), line ends of more
+            than one kind (CRLF and LF...), a ``"`` that is not RFC 4180 quoting (inside an
+            unquoted field, or text after a closing quote), a line that stays open
+            across more than :data:`MAX_SPLITTABLE_LINE_BYTES`. See :class:`_LineModeCheck`.
         settings: The run's :class:`~sales_etl.settings.Settings`.
     """
 
@@ -141,6 +156,7 @@ class IncomingFile:
         has_nul: bool,
         head: bytes,
         max_line_fields: int = 0,
+        splittable: bool = False,
         settings: Settings | None = None,
         read_from: str | None = None,
     ) -> None:
@@ -157,6 +173,7 @@ class IncomingFile:
         self.has_nul = has_nul
         self.head = head
         self.max_line_fields = max_line_fields
+        self.splittable = splittable
         self.settings = settings
         self._header: list[str] | None = None
         self._header_error: str | None = None
@@ -182,7 +199,8 @@ class IncomingFile:
                 name and the bytes Spark will load. :meth:`open` reads it too.
 
         Returns:
-            The file's description: size, SHA-256, UTF-8 validity, NUL bytes and its head.
+            The file's description: size, SHA-256, UTF-8 validity, NUL bytes, its head, its
+            widest line and whether Spark may split it.
 
         Raises:
             sales_etl.storage.StorageError: The object cannot be read.
@@ -194,6 +212,7 @@ class IncomingFile:
         utf8_error: str | None = None
         has_nul = False
         widest = _WidestLine(SPARK_CSV_MAX_COLUMNS)
+        line_mode = _LineModeCheck()
         with store.open(read_from or key) as stream:
             while chunk := stream.read(CHUNK_BYTES):
                 digest.update(chunk)
@@ -201,6 +220,7 @@ class IncomingFile:
                     head += chunk[: HEAD_BYTES - len(head)]
                 has_nul = has_nul or b"\x00" in chunk
                 widest.feed(chunk)
+                line_mode.feed(chunk)
                 if utf8_error is None:
                     utf8_error = _decode_step(decoder, chunk, offset=size, final=False)
                 size += len(chunk)
@@ -215,6 +235,7 @@ class IncomingFile:
             has_nul=has_nul,
             head=bytes(head),
             max_line_fields=widest.finish(),
+            splittable=line_mode.finish(),
             settings=settings,
             read_from=read_from,
         )
@@ -252,7 +273,8 @@ class IncomingFile:
     def __repr__(self) -> str:
         return (
             f"IncomingFile(key={self.key!r}, size={self.size}, checksum={self.checksum[:12]}..., "
-            f"utf8_error={self.utf8_error!r}, has_nul={self.has_nul})"
+            f"utf8_error={self.utf8_error!r}, has_nul={self.has_nul}, "
+            f"splittable={self.splittable})"
         )
 
     def _read_header(self) -> list[str]:
@@ -361,6 +383,150 @@ def _last_break(chunk: bytes) -> int:
     lf = chunk.rfind(b"\n")
     cr = chunk.rfind(b"\r", lf + 1)  # only after the last LF
     return cr if cr >= 0 else lf
+
+
+_LF, _CR, _QUOTE, _COMMA = 0x0A, 0x0D, 0x22, 0x2C
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class _LineModeCheck:
+    """:attr:`IncomingFile.splittable`, learnt chunk by chunk with numpy (C speed).
+
+    Spark's line mode (Hadoop's line reader, then univocity per line) and its ``multiLine``
+    mode (univocity over the stream) give the same rows when every record is one physical line
+    and no line is dropped by one mode only. Measured (pyspark 4.3, this product's CSV options):
+    the modes differ on a quoted field holding a line break, a non-empty line of only bytes
+    <= 0x20 (Java's ``String.trim``: line mode drops it, ``multiLine`` parses a one-field
+    record), and on mixed line ends (``multiLine`` takes the first one it sees as the
+    separator). So a file is splittable when, for every line:
+
+    - its quotes are RFC 4180 quoting within the line: quotes pair up in order, no line break
+      between an opening and its closing quote (the quote parity of every line end is even),
+      an opening quote starts a field (after a comma or at the line start) or is the second
+      half of a ``""`` escape, a closing quote ends one (before a comma or the line end) or
+      is the first half of an escape. A quote anywhere else (``ab"c``, ``"a"b``) is not
+      RFC 4180; univocity's handling of it could open a quoted field the parity does not see,
+      so such a file keeps ``multiLine``;
+    - it is empty or holds a byte above 0x20;
+    and all line ends are of one kind (LF, CRLF or CR).
+
+    Work per 1 MiB chunk: ``bytes.rfind`` for the last line break, a copy joining the open line,
+    two byte comparisons and a mask for the blank-line candidates, ``b'"' in`` (memchr); only a
+    chunk holding quotes gets the pairing check over its quote positions, only a chunk holding
+    a CR gets three ``bytes.count``. Cost: bench/scan_overhead.py, bench/RESULTS.md ("One big file").
+    """
+
+    def __init__(self) -> None:
+        self.splittable = True
+        self._open: list[bytes] = []  # the line still open at the end of the last chunk
+        self._open_bytes = 0
+        self._first = True  # before the first complete line (a BOM may lead it)
+        self._pending_cr = False  # the last chunk ended in CR: CRLF if the next starts with LF
+        self._line_ends: set[str] = set()
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.splittable:
+            return
+        self._note_line_ends(chunk)
+        last = _last_break(chunk)
+        if last < 0:
+            self._keep_open(chunk)
+            return
+        lines = b"".join([*self._open, chunk[: last + 1]]) if self._open else chunk[: last + 1]
+        self._open, self._open_bytes = [], 0
+        self._check(lines)
+        self._keep_open(chunk[last + 1 :])
+
+    def finish(self) -> bool:
+        if self.splittable and self._open:
+            self._check(b"".join(self._open))
+        if self._pending_cr:
+            self._line_ends.add("CR")
+        if len(self._line_ends) > 1:
+            self.splittable = False
+        return self.splittable
+
+    def _keep_open(self, part: bytes) -> None:
+        if not part:
+            return
+        self._open.append(part)
+        self._open_bytes += len(part)
+        if self._open_bytes > MAX_SPLITTABLE_LINE_BYTES:
+            self.splittable = False
+            self._open = []
+
+    def _note_line_ends(self, chunk: bytes) -> None:
+        start, end = 0, len(chunk)
+        if self._pending_cr:
+            self._pending_cr = False
+            if chunk.startswith(b"\n"):
+                self._line_ends.add("CRLF")
+                start = 1
+            else:
+                self._line_ends.add("CR")
+        if chunk.endswith(b"\r"):
+            self._pending_cr = True
+            end -= 1
+        if chunk.find(b"\r", start, end) < 0:
+            if chunk.find(b"\n", start, end) >= 0:
+                self._line_ends.add("LF")
+            return
+        crlf = chunk.count(b"\r\n", start, end)
+        for kind, count in (
+            ("CRLF", crlf),
+            ("CR", chunk.count(b"\r", start, end) - crlf),
+            ("LF", chunk.count(b"\n", start, end) - crlf),
+        ):
+            if count:
+                self._line_ends.add(kind)
+
+    def _check(self, lines: bytes) -> None:
+        """``lines``: whole lines (the last one may lack its line end at the end of the file)."""
+        if self._first:
+            self._first = False
+            lines = lines.removeprefix(_UTF8_BOM)
+        if not lines:
+            return
+        a = np.frombuffer(lines, np.uint8)
+        is_break = a == _LF
+        if b"\r" in lines:
+            is_break |= a == _CR
+        breaks = np.flatnonzero(is_break)
+        starts = np.concatenate(([0], breaks[breaks < a.size - 1] + 1))  # of every line
+        quotes_ok = b'"' not in lines or _quotes_within_lines(a, breaks)
+        self.splittable = quotes_ok and not _any_blank_line(a, starts, breaks)
+
+
+def _any_blank_line(a: np.ndarray, starts: np.ndarray, breaks: np.ndarray) -> bool:
+    """Whether a non-empty line of ``a`` holds only bytes <= 0x20 (``starts``: line starts,
+    ``breaks``: line-end positions, both ascending)."""
+    first = a[starts]
+    candidates = starts[(first <= 0x20) & (first != _LF) & (first != _CR)]
+    ends = np.searchsorted(breaks, candidates)
+    for start, k in zip(candidates.tolist(), ends.tolist(), strict=True):
+        end = int(breaks[k]) if k < breaks.size else a.size
+        if bool((a[start:end] <= 0x20).all()):
+            return True
+    return False
+
+
+def _quotes_within_lines(a: np.ndarray, breaks: np.ndarray) -> bool:
+    """Whether every quote of ``a`` (whole lines; ``breaks``: its line-end positions) is
+    RFC 4180 quoting inside one line."""
+    quotes = np.flatnonzero(a == _QUOTE)
+    if quotes.size % 2 or (np.searchsorted(quotes, breaks) % 2).any():
+        return False  # a line ends at odd quote parity: inside a quoted field
+    opens, closes = quotes[0::2], quotes[1::2]
+    padded = np.empty(a.size + 2, np.uint8)  # a line end before the first byte and after the last
+    padded[0] = padded[-1] = _LF
+    padded[1:-1] = a
+    before, after = padded[opens], padded[closes + 2]  # padded[i + 1] is a[i]
+    opens_field = (before == _COMMA) | (before == _LF) | (before == _CR)
+    ends_field = (after == _COMMA) | (after == _LF) | (after == _CR)
+    escape = closes[:-1] + 1 == opens[1:]  # "" inside a quoted field
+    opens_field[1:] |= escape
+    ends_field[:-1] |= escape
+    return bool(opens_field.all() and ends_field.all())
 
 
 class _LineCounter:
