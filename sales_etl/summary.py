@@ -45,7 +45,8 @@ def build_summary(
             "extra_columns": plan.get("extra_columns", []),
         }
         if plan["accepted"]:  # how Spark read it (issue 16 §1, tasks.marts.read_accepted_files)
-            entry["spark_read"] = "split by line" if plan.get("splittable") else "multiLine"
+            split = plan["key"] in stats.get("split_by_line", ())
+            entry["spark_read"] = "split by line" if split else "multiLine"
         entry.update({f"rows_{k}": v for k, v in per_file.get(plan["key"], {}).items()})
         if plan["key"] in held and "rows_total" in held[plan["key"]]:
             hold = held[plan["key"]]  # read, judged, then held: none loaded or quarantined

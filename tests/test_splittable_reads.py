@@ -6,7 +6,9 @@ found splittable are read in line mode, and once with the scan made to find no f
 so every file is read with ``multiLine`` as before issue 16. The marts, the quarantine
 (``raw_record`` included), the reporting tables and the per-file row counts must be identical.
 During both runs ``spark.sql.files.maxPartitionBytes`` is 4 KiB, so line-mode reads really cut
-the files into many tasks (cuts fall inside CRLF pairs, quoted fields, after a BOM...).
+the files into many tasks (cuts fall inside CRLF pairs, quoted fields, after a BOM...). The
+product reads a splittable file in line mode only when Spark cuts it into several tasks; here
+every splittable file is, so the parser of each mode meets every corpus case.
 """
 
 from __future__ import annotations
@@ -99,6 +101,12 @@ def _run(spark, root: Path, every_file_whole: bool) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as patch:
         if every_file_whole:  # the product before issue 16: multiLine for every file
             patch.setattr(model._LineModeCheck, "finish", lambda self: False)
+        else:
+            # Every splittable file in line mode, not only those big enough to be worth it
+            # (test_line_mode_only_for_files_spark_cuts): the small corpus files too.
+            patch.setattr(
+                "sales_etl.tasks.marts.line_mode_files", lambda spark, sizes, keys: set(keys)
+            )
         summary = sales_etl_flow(
             landing=str(landing), marts=str(marts), database_url=database_url,
             max_bad_row_fraction=1.0,
@@ -199,3 +207,44 @@ def test_a_splittable_file_is_read_in_several_tasks(spark, tmp_path: Path) -> No
         )
     finally:
         spark.conf.set("spark.sql.files.maxPartitionBytes", before)
+
+
+def test_line_mode_only_for_files_spark_cuts(spark, tmp_path: Path) -> None:
+    """Line mode costs more per byte than multiLine: only a file Spark cuts into two tasks or
+    more is read that way. The split size is Spark's (FilePartition.maxSplitBytes), checked
+    here against the partitions Spark really makes."""
+    from pyspark.sql import functions as F
+
+    from sales_etl.tasks.marts import line_mode_files
+
+    sizes = {"big.csv": 10 * 1024, "small.csv": 1024}
+    line = (",".join(rec()) + "\n").encode()
+    for name, size in sizes.items():  # whole lines, just under ``size`` bytes
+        data = HEADER_LINE.encode() + b"\n" + line * (size // len(line))
+        data = data[: data.rfind(b"\n", 0, size) + 1]
+        write_bytes(tmp_path / name, data)
+        sizes[name] = len(data)
+    settings = {
+        "spark.sql.files.maxPartitionBytes": "4096",
+        "spark.sql.files.openCostInBytes": "1024",
+    }
+    before = {k: spark.conf.get(k) for k in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        # (10 KiB + 1 KiB + 2 open costs) / 2 cores > 4096: the split size is 4096 bytes.
+        assert line_mode_files(spark, sizes, set(sizes)) == {"big.csv"}
+        assert line_mode_files(spark, sizes, {"small.csv"}) == set()
+        frame = spark.read.option("header", "true").csv([str(tmp_path / n) for n in sizes])
+        spread = dict(
+            frame.select(F.input_file_name().alias("f"), F.spark_partition_id().alias("p"))
+            .groupBy("f")
+            .agg(F.countDistinct("p"))
+            .collect()
+        )
+        tasks = {Path(f).name: n for f, n in spread.items()}
+        assert tasks["small.csv"] == 1
+        assert tasks["big.csv"] == -(-sizes["big.csv"] // 4096) > 1
+    finally:
+        for key, value in before.items():
+            spark.conf.set(key, value)
