@@ -210,7 +210,12 @@ def reference(
     assert loaded > 0 and state["customer_monthly_purchase"] and state["sales_team_incentive"]
     # The partial aggregates (issue 16) count every loaded row once, in each of the two.
     for name in PARTIAL_NAMES:
-        counts = [int(r[-1].removeprefix("sale_count=int:")) for r in state[f"partials:{name}"]]
+        counts = [
+            int(value.removeprefix("sale_count=int:"))
+            for row in state[f"partials:{name}"]
+            for value in row
+            if value.startswith("sale_count=")
+        ]
         assert sum(counts) == loaded, name
     assert not state["active_rows"] and not state["open_runs"]
     return Reference(ws, state, result, spark_env)
