@@ -40,7 +40,8 @@ from helpers import (
 )
 from test_replay import _row  # a sale row as CSV strings (its extra column is not sent here)
 
-pytestmark = pytest.mark.slow
+# Eight in-process flow runs and a SIGKILLed `sales-etl run`: ~4 min quiet, 10 min at load 13.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 CENT = Decimal("0.01")
 MONTHS = ("2024-01", "2024-02", "2024-03")
