@@ -11,6 +11,10 @@ quarantine, both marts, the reporting tables and the archive. The reference
 (``bench/duckdb_reference.py``) does the transform + mart work only. Each runs in its own
 process tree, measured for wall time and peak RSS (Python + JVM + Prefect server). The script
 checks that both computed the same rows and totals before it prints the ratio.
+
+``--scale`` adds issue 16's figures: section 2 (a ``--batch-rows`` batch into a month already
+holding ``--rows`` rows against one into an empty month: the reporting recompute reads partial
+aggregates, so both should cost about the same) and section 3 (small batches).
 """
 
 from __future__ import annotations
@@ -98,11 +102,19 @@ def run_pipeline(
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    measured = run_measured([cli, "run", "--json"], env=env, cwd=str(ws))
+    measured, summary = timed_run(ws)
+    return measured, summary, ws
+
+
+def timed_run(ws: Path) -> tuple[Measured, dict[str, Any]]:
+    """One timed ``sales-etl run --json`` in the prepared workspace ``ws``; its summary."""
+    measured = run_measured(
+        [str(BIN / "sales-etl"), "run", "--json"], env=_pipeline_env(ws), cwd=str(ws)
+    )
     if measured.returncode != 0:
         sys.stderr.write(measured.stderr[-5000:])
         raise SystemExit(f"sales-etl run failed with exit code {measured.returncode}")
-    return measured, json.loads(measured.stdout), ws
+    return measured, json.loads(measured.stdout)
 
 
 def _run_script(
@@ -319,10 +331,109 @@ def report_one_file(one: dict[str, Any] | None, big: dict[str, Any] | None) -> N
         print()
 
 
-def report_scale(scale: dict[str, Any]) -> None:
-    """Print issue 16's sections 2-3 (2 is not measured by this bench yet)."""
-    print("issue 16, section 2 (monthly tables in proportion to the batch): not measured yet")
+#: The stage of a run that recomputes the months it touched (sales_etl/flows/sales_flow.py).
+REPORTING_STAGE = "reporting tables (spark + db)"
+
+
+def _clone_workspace(source: Path, target: Path) -> None:
+    """``target``: a copy of the finished workspace ``source``. Landing and mart files are
+    hard links (the product never rewrites a file in place: it moves, writes new, deletes);
+    the SQLite database is copied through the backup API."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for folder in ("landing", "marts"):
+        shutil.copytree(source / folder, target / folder, copy_function=os.link)
+    with (
+        sqlite3.connect(source / "sales_etl.db") as src,
+        sqlite3.connect(target / "sales_etl.db") as dst,
+    ):
+        src.backup(dst)
+
+
+def run_month_scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Issue 16 section 2: a ``--batch-rows`` batch into a month already holding ``--rows``
+    rows (the same month) against the same batch size into an empty month, both from copies
+    of one workspace (medians of ``--repeat`` runs each, interleaved).
+
+    The month is filled by one untimed run of ``--rows`` rows in ``--files`` files, all in
+    2024-01; the batches are one file each (other seeds, so never a duplicate), in 2024-01
+    and in 2024-02. Returns the seconds of both runs and of their reporting stage, the ratios
+    (same month / empty month) and the months each run recomputed.
+    """
+    month = _generate({**_spec(args, args.rows, args.files), "months": 1}, work / "month-data")
+    batches = {
+        "same": _generate(
+            {**_spec(args, args.batch_rows, 1), "months": 1, "seed": args.seed + 1},
+            work / "batch-same-month",
+        ),
+        "empty": _generate(
+            {
+                **_spec(args, args.batch_rows, 1),
+                "months": 1,
+                "seed": args.seed + 2,
+                "start": "2024-02-01",
+            },
+            work / "batch-empty-month",
+        ),
+    }
+    base = work / "month-base"
+    _, filled, _ = run_pipeline(month, base)
+    runs: dict[str, list[tuple[Measured, dict[str, Any]]]] = {"same": [], "empty": []}
+    for _ in range(max(1, args.repeat)):
+        for target, data in batches.items():
+            ws = work / f"month-{target}"
+            _clone_workspace(base, ws)
+            for path in _sales_files(data):
+                os.link(path, ws / "landing" / "to_process" / path.name)
+            runs[target].append(timed_run(ws))
+    result: dict[str, Any] = {
+        "month_rows": filled["rows_loaded"],
+        "batch_rows": args.batch_rows,
+        "repeat": max(1, args.repeat),
+    }
+    for target, measured in runs.items():
+        run, summary = sorted(measured, key=lambda r: r[0].seconds)[len(measured) // 2]
+        result[f"{target}_month"] = {
+            "run_seconds": round(run.seconds, 3),
+            "reporting_seconds": round(summary["stage_seconds"][REPORTING_STAGE], 3),
+            "reporting_details": summary.get("stage_details", {}).get(REPORTING_STAGE, {}),
+            "rows_loaded": summary["rows_loaded"],
+            "months_recomputed": summary["months_recomputed"],
+        }
+    same, empty = result["same_month"], result["empty_month"]
+    result["reporting_ratio"] = round(same["reporting_seconds"] / empty["reporting_seconds"], 3)
+    result["run_ratio"] = round(same["run_seconds"] / empty["run_seconds"], 3)
+    return result
+
+
+def report_month_scale(month: dict[str, Any]) -> None:
+    """Print issue 16's section 2 (:func:`run_month_scale`)."""
+    print(
+        f"issue 16, section 2 (monthly tables in proportion to the batch), "
+        f"medians of {month['repeat']} run(s):"
+    )
+    for target, label in (
+        ("same", f"into a month holding {month['month_rows']:,} rows"),
+        ("empty", "into an empty month"),
+    ):
+        figures = month[f"{target}_month"]
+        print(
+            f"  {month['batch_rows']:,} rows {label:38}"
+            f"{figures['run_seconds']:>8.2f} s run, "
+            f"{figures['reporting_seconds']:>6.2f} s reporting tables"
+        )
+        for part, seconds in figures["reporting_details"].items():
+            print(f"    {part:50}{seconds:>8.2f}")
+    print(
+        f"  same month / empty month: reporting tables {month['reporting_ratio']:.2f}x, "
+        f"whole run {month['run_ratio']:.2f}x (goal: about 1x)"
+    )
     print()
+
+
+def report_scale(scale: dict[str, Any]) -> None:
+    """Print issue 16's sections 2-3 (section 1: :func:`report_one_file`)."""
+    report_month_scale(scale["month_scale"])
     n = scale["repeat"]
     print(f"issue 16, section 3 (small batches), medians of {max(3, n)} / {n} runs:")
     label = 'python -c "import prefect"'
@@ -515,12 +626,20 @@ def main(argv: list[str] | None = None) -> int:
         "--scale",
         action="store_true",
         help="issue 16 in one invocation: the small-batch figures (import prefect, an idle run, "
-        "Spark start + stop, a --small-rows run), the --rows rows in --files files against the "
+        "Spark start + stop, a --small-rows run), a --batch-rows batch into a month holding "
+        "--rows rows and into an empty month, the --rows rows in --files files against the "
         "same rows in one file (local[2]), then the --rows run against the DuckDB reference "
         "and Spark's floor (implies --floor)",
     )
     parser.add_argument(
         "--small-rows", type=int, default=1000, help="rows of the small run (--scale; 1000)"
+    )
+    parser.add_argument(
+        "--batch-rows",
+        type=int,
+        default=10_000,
+        help="--scale: rows of the batch sent into a month holding --rows rows and into an "
+        "empty month (issue 16 section 2; 10000)",
     )
     parser.add_argument(
         "--repeat",
@@ -543,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     scale = run_small_scale(args, work) if args.scale else None
+    if scale:
+        scale["month_scale"] = run_month_scale(args, work)
     data = _generate(_spec(args, args.rows, args.files), work / "data")
     one_file = run_one_file_scale(args, data, work) if args.scale else None
     big = run_big_one_file(args, work) if args.big_one_file else None

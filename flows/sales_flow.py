@@ -145,7 +145,9 @@ def sales_etl_flow(
                     publish_marts(settings, batch_id)
                 if stats["months"]:
                     with clock.stage("reporting tables (spark + db)"):
-                        reporting = load_reporting_tables(settings, run_id, stats["months"])
+                        reporting = load_reporting_tables(
+                            settings, run_id, batch_id, stats["months"]
+                        )
                 with clock.stage("count replayable rows"):
                     replayable, watermark = count_replayable(settings, batch_id)
             finally:

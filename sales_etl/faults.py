@@ -32,12 +32,15 @@ CRASH_POINTS = (
 #: ``after_marts_written``, ``during_marts_publish``, ``after_marts_published``,
 #: ``after_db_load`` and ``before_staging_complete`` (docs/architecture.md).
 REPLAY_CRASH_POINTS = ("after_replay_opened",)
+#: Reached only by a recompute that backfills the partial aggregates of batches published
+#: before partials existed (sales_etl.tasks.partials.backfill_partials): after its first move.
+BACKFILL_CRASH_POINTS = ("during_partials_backfill",)
 
 _callbacks: dict[str, list[Callable[[], None]]] = {}
 
 
 def _known(name: str) -> str:
-    if name not in CRASH_POINTS and name not in REPLAY_CRASH_POINTS:
+    if name not in (*CRASH_POINTS, *REPLAY_CRASH_POINTS, *BACKFILL_CRASH_POINTS):
         raise ValueError(f"unknown crash point {name!r}")
     return name
 

@@ -12,6 +12,17 @@ CUSTOMER_MART = "customer_data_mart"
 SALES_TEAM_MART = "sales_team_data_mart"
 QUARANTINE = "quarantine"
 MARTS = (CUSTOMER_MART, SALES_TEAM_MART, QUARANTINE)
+#: Per-batch partial aggregates of the two sale marts (issue 16, section 2;
+#: sales_etl/partials.py): what the reporting recompute reads instead of the mart rows.
+CUSTOMER_MONTH_PARTIALS = "partial_aggregates/customer_month"
+SALES_PERSON_MONTH_PARTIALS = "partial_aggregates/sales_person_store_month"
+#: Partial aggregate folder -> the mart it aggregates.
+PARTIAL_SOURCES = {
+    CUSTOMER_MONTH_PARTIALS: CUSTOMER_MART,
+    SALES_PERSON_MONTH_PARTIALS: SALES_TEAM_MART,
+}
+#: Every folder a batch publishes into and is rolled back from (sales_etl.mart_batches).
+BATCH_FOLDERS = (*MARTS, *PARTIAL_SOURCES)
 #: A batch's scratch folder: in the marts root its Spark output before it is published, in the
 #: landing root its claimed copies of the input files (sales_etl.journal.claim_files).
 INCOMING = "_incoming"
@@ -22,6 +33,8 @@ MART_PARTITIONS = {
     CUSTOMER_MART: ("sales_month",),
     SALES_TEAM_MART: ("sales_month", "store_id"),
     QUARANTINE: (),
+    CUSTOMER_MONTH_PARTIALS: ("sales_month",),
+    SALES_PERSON_MONTH_PARTIALS: ("sales_month",),
 }
 
 

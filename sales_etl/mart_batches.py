@@ -1,5 +1,8 @@
 """The marts' batch files: publish a batch, roll one back, drop its scratch folder.
 
+A batch's files are its rows in the marts and its partial aggregates
+(:data:`~sales_etl.layout.BATCH_FOLDERS`): they are published, rolled back and dropped together.
+
 Storage primitives only (no Prefect, no database): the run journal (:mod:`sales_etl.journal`)
 calls them for commit, rollback and recovery, the ``publish-marts`` task for publishing.
 Publishing is a rename of each Parquet file from the batch's scratch folder into the mart,
@@ -12,14 +15,14 @@ from __future__ import annotations
 import posixpath
 
 from sales_etl.faults import crash_point
-from sales_etl.layout import INCOMING, MARTS, incoming_prefix, published_name
+from sales_etl.layout import BATCH_FOLDERS, INCOMING, incoming_prefix, published_name
 from sales_etl.storage import ObjectStore
 
 
 def publish_batch(store: ObjectStore, batch_id: str) -> int:
     """Rename the batch's Parquet files into the marts (safe to repeat); returns files moved."""
     moved = 0
-    for mart in MARTS:
+    for mart in BATCH_FOLDERS:
         prefix = incoming_prefix(batch_id, mart) + "/"
         for obj in store.list(prefix):
             rel = obj.key[len(prefix) :]
@@ -38,7 +41,7 @@ def rollback_batch(store: ObjectStore, batch_id: str) -> int:
     """Remove every trace of an uncommitted batch from the marts; returns files deleted."""
     deleted = 0
     marker = published_name(batch_id, "")
-    for mart in MARTS:
+    for mart in BATCH_FOLDERS:
         for obj in store.list(mart + "/"):
             if posixpath.basename(obj.key).startswith(marker):
                 store.delete(obj.key)

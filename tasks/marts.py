@@ -33,6 +33,7 @@ from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
 from sales_etl.tasks.dimensions import run_dimensions
+from sales_etl.tasks.partials import write_batch_partials
 from sales_etl.tasks.poison import InputFile, classify_without_poison_files
 from sales_etl.tasks.retry import retry_options
 from sales_etl.tasks.transform import (
@@ -410,7 +411,9 @@ def write_sale_marts(
     clock: StageClock,
     any_loaded: bool,
 ) -> None:
-    """Both marts of ``classified``'s loaded rows into the batch's scratch folder.
+    """Both marts of ``classified``'s loaded rows into the batch's scratch folder, and their
+    partial aggregates (:func:`~sales_etl.tasks.partials.write_batch_partials`, read back from
+    the scratch marts: they aggregate exactly the rows the batch publishes).
 
     The enriched rows pass the pandera MartSale check first (``settings.validation_depth``);
     nothing is written when ``any_loaded`` is False. Used by the nightly run and the replay.
@@ -441,6 +444,8 @@ def write_sale_marts(
                 incoming_prefix(batch_id, SALES_TEAM_MART),
                 MART_PARTITIONS[SALES_TEAM_MART],
             )
+        with clock.stage("partial aggregates"):
+            write_batch_partials(classified.sparkSession, marts, batch_id)
 
 
 def classify_accepted_files(

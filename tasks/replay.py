@@ -35,18 +35,20 @@ from sales_etl.db.schema import (
 )
 from sales_etl.errors import ConfigError
 from sales_etl.faults import crash_point
-from sales_etl.layout import CLASSIFIED, QUARANTINE, SALES_TEAM_MART, incoming_prefix
+from sales_etl.layout import CLASSIFIED, QUARANTINE, SALES_PERSON_MONTH_PARTIALS, incoming_prefix
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
 from sales_etl.tasks.dimensions import _frame, run_dimensions
 from sales_etl.tasks.marts import _write, write_sale_marts
-from sales_etl.tasks.reporting import month_incentive_rows, read_mart_months, recompute_months
+from sales_etl.tasks.partials import read_partials
+from sales_etl.tasks.reporting import month_incentive_rows, recompute_months
 from sales_etl.tasks.retry import retry_options
 from sales_etl.tasks.transform import (
     Dimensions,
     classify_sales,
     reason_codes,
+    sales_person_month_partials,
     sales_team_mart,
 )
 from sales_etl.timing import StageClock
@@ -342,7 +344,7 @@ def commit_replay(
         journal.record_replay(conn, batch_id, entries)
 
     if months:
-        return recompute_months(settings, run_id, months, in_transaction=record)
+        return recompute_months(settings, run_id, batch_id, months, in_transaction=record)
     engine = make_engine(settings.database_url)
     try:
         with engine.begin() as conn:
@@ -449,7 +451,8 @@ def dry_run_report(settings: Settings, selection: ReplaySelection) -> dict[str, 
     Returns the :class:`ReplayPlan` fields plus ``months_effect``: per touched month,
     ``customer_total_before`` / ``customer_total_after`` (sum of ``monthly_total``, DECIMAL(18,2)
     as strings) and ``top_performers_before`` / ``top_performers_after`` (sales person ids with
-    an incentive, by today's incentive rules over the marts plus the loadable rows).
+    an incentive, by today's incentive rules over the marts' partial aggregates plus the
+    loadable rows).
     """
     spark = active_spark()
     classified = judge_quarantine(spark, settings, selection, batch_id="dry-run")
@@ -459,21 +462,9 @@ def dry_run_report(settings: Settings, selection: ReplaySelection) -> dict[str, 
         return report
     marts = open_store(settings.marts)
     dims = run_dimensions(spark, settings.database_url)
-    columns = [
-        F.col("sales_month").cast("string").alias("sales_month"),
-        F.col("store_id").cast("long").alias("store_id"),
-        F.col("sales_person_id").cast("long").alias("sales_person_id"),
-        F.col("total_cost").cast(T.DecimalType(18, 2)).alias("total_cost"),
-    ]
-    new_rows = sales_team_mart(classified, dims).select(*columns)
-    present = [m for m in plan.months if marts.list(f"{SALES_TEAM_MART}/sales_month={m}/")]
-    rows = new_rows
-    if present:
-        rows = (
-            read_mart_months(spark, marts, SALES_TEAM_MART, present)
-            .select(*columns)
-            .unionByName(new_rows)
-        )
+    new_rows = sales_person_month_partials(sales_team_mart(classified, dims))
+    published = read_partials(spark, marts, SALES_PERSON_MONTH_PARTIALS, plan.months)
+    rows = new_rows if published is None else published.unionByName(new_rows)
     after = month_incentive_rows(settings, dims, rows)
     top_after: dict[str, list[int]] = {m: [] for m in plan.months}
     for row in after:

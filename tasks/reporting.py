@@ -1,8 +1,10 @@
 """Recompute the reporting tables for the months a batch touched, over all data so far.
 
 "Monthly" means the whole calendar month across every file and every run (DESIGN.md), so a
-month is never appended to: its rows are recomputed from the marts and replaced, together with
-the run's LOADED mark, in one database transaction.
+month is never appended to: its rows are recomputed and replaced, together with the run's
+LOADED mark, in one database transaction. They are recomputed from the months' per-batch
+partial aggregates (:mod:`sales_etl.tasks.partials`, issue 16 section 2), not from the mart
+rows: sums of exact decimal sums, so the result is the full recompute's to the cent.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from sqlalchemy import Connection, and_, delete, insert, or_
 
@@ -21,12 +23,13 @@ from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import customer_monthly_purchase, sales_team_incentive
 from sales_etl.faults import crash_point
 from sales_etl.journal import mark_loaded
-from sales_etl.layout import CUSTOMER_MART, SALES_TEAM_MART
+from sales_etl.layout import CUSTOMER_MONTH_PARTIALS, SALES_PERSON_MONTH_PARTIALS
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
-from sales_etl.storage import ObjectStore, open_store
+from sales_etl.storage import open_store
 from sales_etl.tasks.dimensions import run_dimensions
 from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
+from sales_etl.tasks.partials import backfill_partials, read_partials
 from sales_etl.tasks.retry import retry_options
 from sales_etl.tasks.transform import (
     Dimensions,
@@ -36,15 +39,6 @@ from sales_etl.tasks.transform import (
 from sales_etl.timing import StageClock
 
 INSERT_CHUNK = 5000
-
-
-def read_mart_months(
-    spark: SparkSession, store: ObjectStore, mart: str, months: Sequence[str]
-) -> DataFrame:
-    """Only the ``sales_month`` partitions asked for (partition pruning by path)."""
-    root = store.spark_path(mart)
-    paths = [store.spark_path(f"{mart}/sales_month={m}") for m in months]
-    return spark.read.option("basePath", root).parquet(*paths)
 
 
 def _month_filter(table, months: Sequence[str]):
@@ -86,24 +80,33 @@ def replace_months(
 def recompute_months(
     settings: Settings,
     run_id: str,
+    batch_id: str,
     months: Sequence[str],
     in_transaction: Callable[[Connection], None] | None = None,
 ) -> dict[str, Any]:
-    """Aggregate the marts for ``months`` and replace those months in the reporting tables.
+    """Sum the partial aggregates of ``months`` and replace those months in the reporting tables.
 
-    ``in_transaction(conn)`` runs inside the same transaction, before the run's LOADED mark
-    (a replay records its quarantine ledger there: sales_etl.journal.record_replay).
+    ``batch_id``: the running batch (published already); its scratch folder holds the backfill
+    of batches published before partials existed (:func:`~sales_etl.tasks.partials.
+    backfill_partials`). ``in_transaction(conn)`` runs inside the same transaction, before the
+    run's LOADED mark (a replay records its quarantine ledger there:
+    sales_etl.journal.record_replay). Names come from today's dimension tables.
     """
     spark = active_spark()
     store = open_store(settings.marts)
     clock = StageClock()
     with clock.stage("read dimensions"):
         dims = run_dimensions(spark, settings.database_url)
+    with clock.stage("backfill partial aggregates"):
+        backfill_partials(spark, store, months, batch_id)
     with clock.stage("sales person totals, incentives"):
         incentive_rows = month_incentive_rows(
-            settings, dims, read_mart_months(spark, store, SALES_TEAM_MART, months)
+            settings, dims, read_partials(spark, store, SALES_PERSON_MONTH_PARTIALS, months)
         )
-    totals = customer_month_totals(read_mart_months(spark, store, CUSTOMER_MART, months))
+    partials = read_partials(spark, store, CUSTOMER_MONTH_PARTIALS, months)
+    if partials is None:
+        raise RuntimeError(f"no partial aggregate or mart row of the months {list(months)}")
+    totals = customer_month_totals(partials, amount="monthly_total")
     customers = totals.join(F.broadcast(dims.customer), "customer_id", "left").select(
         "customer_id",
         "first_name",
@@ -142,13 +145,16 @@ def recompute_months(
 
 
 def month_incentive_rows(
-    settings: Settings, dims: Dimensions, sales_team_rows: DataFrame
+    settings: Settings, dims: Dimensions, partials: DataFrame | None
 ) -> list[dict[str, Any]]:
-    """``sales_team_incentive`` rows of the months in ``sales_team_rows`` (sales-team mart rows:
-    ``sales_month``, ``store_id``, ``sales_person_id``, ``total_cost`` at least)."""
+    """``sales_team_incentive`` rows of the months in ``partials`` (sales person partial
+    aggregates: ``sales_month``, ``store_id``, ``sales_person_id``, ``total_sales``;
+    :func:`~sales_etl.tasks.transform.sales_person_month_partials`); [] for None."""
+    if partials is None:
+        return []
     person_totals = [
         SalesTotal(r.sales_month, r.store_id, r.sales_person_id, r.total_sales)
-        for r in sales_person_store_month_totals(sales_team_rows).collect()
+        for r in sales_person_store_month_totals(partials, amount="total_sales").collect()
     ]
     incentives = compute_incentives(
         person_totals, scope=settings.incentive_scope, rate=Decimal(settings.incentive_rate)
@@ -174,9 +180,11 @@ def _incentive_row(item: Incentive, names: dict[int, tuple[str, str]]) -> dict[s
 
 
 @task(name="load-reporting-tables", cache_policy=NO_CACHE, **retry_options())
-def load_reporting_tables(settings: Settings, run_id: str, months: list[str]) -> dict[str, Any]:
+def load_reporting_tables(
+    settings: Settings, run_id: str, batch_id: str, months: list[str]
+) -> dict[str, Any]:
     """Recompute the touched months and commit them with the run's LOADED mark."""
-    result = recompute_months(settings, run_id, months)
+    result = recompute_months(settings, run_id, batch_id, months)
     get_run_logger().info(
         "reporting tables: months %s recomputed (%d customer rows, %d incentive rows)",
         ", ".join(months),

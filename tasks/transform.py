@@ -376,15 +376,61 @@ def row_outcomes(classified: DataFrame) -> DataFrame:
     return classified.groupBy("file_path", "reason", "sales_month").count()
 
 
-def customer_month_totals(customer_mart_rows: DataFrame) -> DataFrame:
-    """Total spend per customer and month (``sales_month``, ``customer_id``, ``monthly_total``)."""
-    return customer_mart_rows.groupBy("sales_month", "customer_id").agg(
-        F.sum("total_cost").cast(T.DecimalType(20, 2)).alias("monthly_total")
+#: DECIMAL(20,2): a month's total of DECIMAL(18,2) amounts (the reporting recompute's type).
+MONTH_TOTAL = T.DecimalType(20, 2)
+CUSTOMER_MONTH_KEYS = ("sales_month", "customer_id")
+SALES_PERSON_MONTH_KEYS = ("sales_month", "store_id", "sales_person_id")
+
+
+def customer_month_totals(rows: DataFrame, amount: str = "total_cost") -> DataFrame:
+    """Total spend per customer and month (``sales_month``, ``customer_id``, ``monthly_total``
+    DECIMAL(20,2)) of customer-mart rows (``amount="total_cost"``) or of their partial
+    aggregates (``amount="monthly_total"``, :func:`customer_month_partials`): a sum of exact
+    decimal sums is the same decimal."""
+    return rows.groupBy(*CUSTOMER_MONTH_KEYS).agg(
+        F.sum(amount).cast(MONTH_TOTAL).alias("monthly_total")
     )
 
 
-def sales_person_store_month_totals(sales_team_rows: DataFrame) -> DataFrame:
-    """Sales per (sales_month, store_id, sales_person_id): the input of incentive ranking."""
-    return sales_team_rows.groupBy("sales_month", "store_id", "sales_person_id").agg(
-        F.sum("total_cost").cast(T.DecimalType(20, 2)).alias("total_sales")
+def sales_person_store_month_totals(rows: DataFrame, amount: str = "total_cost") -> DataFrame:
+    """Sales per (sales_month, store_id, sales_person_id), ``total_sales`` DECIMAL(20,2): the
+    input of incentive ranking, from sales-team mart rows (``amount="total_cost"``) or from
+    their partial aggregates (``amount="total_sales"``, :func:`sales_person_month_partials`)."""
+    return rows.groupBy(*SALES_PERSON_MONTH_KEYS).agg(
+        F.sum(amount).cast(MONTH_TOTAL).alias("total_sales")
+    )
+
+
+def customer_month_partials(customer_mart_rows: DataFrame, *by: str) -> DataFrame:
+    """One batch's partial aggregate of customer-mart rows (issue 16, section 2).
+
+    Per (``sales_month``, ``customer_id``, ``*by``): ``monthly_total`` = sum of ``total_cost``
+    as DECIMAL(18,2) (a batch's sum that does not fit fails the write: Spark's ANSI cast;
+    the reporting column could not hold the month's total either) and ``sale_count`` (rows).
+    """
+    return customer_mart_rows.groupBy(
+        F.col("sales_month").cast("string").alias("sales_month"),
+        F.col("customer_id").cast("long").alias("customer_id"),
+        *by,
+    ).agg(
+        F.sum("total_cost").cast(MONEY).alias("monthly_total"),
+        F.count(F.lit(1)).alias("sale_count"),
+    )
+
+
+def sales_person_month_partials(sales_team_rows: DataFrame, *by: str) -> DataFrame:
+    """One batch's partial aggregate of sales-team mart rows (issue 16, section 2).
+
+    Per (``sales_month``, ``store_id``, ``sales_person_id``, ``*by``): ``total_sales`` = sum
+    of ``total_cost`` as DECIMAL(18,2) and ``sale_count``. Per store, so it serves both
+    incentive scopes (the company scope sums a person's stores).
+    """
+    return sales_team_rows.groupBy(
+        F.col("sales_month").cast("string").alias("sales_month"),
+        F.col("store_id").cast("long").alias("store_id"),
+        F.col("sales_person_id").cast("long").alias("sales_person_id"),
+        *by,
+    ).agg(
+        F.sum("total_cost").cast(MONEY).alias("total_sales"),
+        F.count(F.lit(1)).alias("sale_count"),
     )

@@ -79,3 +79,16 @@ def workspace(tmp_path: Path):
         spark_shuffle_partitions=2,
         spark_driver_memory="2g",
     )
+
+
+@pytest.fixture
+def flow_env(workspace, spark, prefect_api, monkeypatch: pytest.MonkeyPatch):
+    """``workspace``'s settings in the environment (the flows read ``SALES_ETL_*``), with no
+    crash point or incentive override and no file held whole (fraction 1.0); returns them."""
+    for name in ("SALES_ETL_CRASH_AT", "SALES_ETL_INCENTIVE_SCOPE", "SALES_ETL_INCENTIVE_RATE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SALES_ETL_LANDING", workspace.landing)
+    monkeypatch.setenv("SALES_ETL_MARTS", workspace.marts)
+    monkeypatch.setenv("SALES_ETL_DATABASE_URL", workspace.database_url)
+    monkeypatch.setenv("SALES_ETL_MAX_BAD_ROW_FRACTION", "1.0")
+    return workspace

@@ -32,6 +32,10 @@ PREFECT = str(VENV_BIN / "prefect")
 
 BATCH_RE = re.compile(r"^[0-9]{8}_[0-9]{6}$")
 MART_NAMES = ("customer_data_mart", "sales_team_data_mart", "quarantine")
+#: The per-batch partial aggregates of the marts (issue 16, docs/architecture.md).
+PARTIAL_NAMES = ("partial_aggregates/customer_month", "partial_aggregates/sales_person_store_month")
+#: Their additive columns (amounts and row counts); every other column is part of the key.
+PARTIAL_SUMS = ("monthly_total", "total_sales", "sale_count")
 
 # --- fixture data --------------------------------------------------------------------------------
 
@@ -553,6 +557,31 @@ def mart_rows(mart_root: Path) -> list[tuple[str, ...]]:
     return sorted(rows)
 
 
+def partial_sums(root: Path) -> list[tuple[str, ...]]:
+    """A partial aggregate folder summed over batches: one row per key (month included) with
+    its summed amounts and counts, sorted. Equal for any split of the same mart rows into
+    batches, and it counts a rolled-back batch's leftover file as a difference."""
+    import pyarrow.parquet as pq
+
+    sums: dict[tuple[str, ...], dict[str, Any]] = {}
+    for path in sorted(root.rglob("*.parquet")) if root.is_dir() else []:
+        if path.name.startswith((".", "_")):
+            continue
+        month = path.parent.name
+        for record in pq.read_table(path, partitioning=None).to_pylist():
+            key = (
+                month,
+                *(f"{k}={_norm(v)}" for k, v in sorted(record.items()) if k not in PARTIAL_SUMS),
+            )
+            total = sums.setdefault(key, {})
+            for name in PARTIAL_SUMS:
+                if name in record:
+                    total[name] = total.get(name, 0) + record[name]
+    return sorted(
+        (*key, *(f"{k}={_norm(v)}" for k, v in sorted(t.items()))) for key, t in sums.items()
+    )
+
+
 def landing_places(landing: Path) -> dict[str, list[str]]:
     """File name -> every place it is in the landing zone, batch folders shown as ``<batch>``."""
     places: dict[str, list[str]] = defaultdict(list)
@@ -603,6 +632,7 @@ def workspace_state(ws: Workspace) -> dict[str, Any]:
         "customer_monthly_purchase": _sql_rows(ws.db, "customer_monthly_purchase"),
         "sales_team_incentive": _sql_rows(ws.db, "sales_team_incentive"),
         **{f"mart:{name}": mart_rows(ws.marts / name) for name in MART_NAMES},
+        **{f"partials:{name}": partial_sums(ws.marts / name) for name in PARTIAL_NAMES},
         "marts_top_level": sorted(p.name for p in ws.marts.iterdir()),
         "landing": landing_places(ws.landing),
         **journal(ws.db),

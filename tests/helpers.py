@@ -265,6 +265,36 @@ def read_table(
         engine.dispose()
 
 
+#: The reporting tables' columns, in the order tests write their expected tuples.
+REPORTING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customer_monthly_purchase": (
+        "customer_id",
+        "first_name",
+        "last_name",
+        "year",
+        "month",
+        "monthly_total",
+    ),
+    "sales_team_incentive": (
+        "sales_person_id",
+        "first_name",
+        "last_name",
+        "year",
+        "month",
+        "total_sales",
+        "incentive",
+    ),
+}
+
+
+def reporting_table_rows(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Both reporting tables as sorted tuples of :data:`REPORTING_COLUMNS` (Money -> Decimal)."""
+    return {
+        table: sorted(tuple(r[c] for c in columns) for r in read_table(database_url, table))
+        for table, columns in REPORTING_COLUMNS.items()
+    }
+
+
 # --- waiting for asynchronous results ------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """bench/run.py end to end at a tiny size: it must run, and the pipeline and the DuckDB reference
 (an independent implementation of the same rules) must agree on every number it compares.
 
-One ``--scale`` invocation (issue 16: the small-batch figures, then the comparison). The figures
+One ``--scale`` invocation (issue 16: the small-batch figures, a batch into a full month and
+into an empty one, then the comparison). The figures
 are checked against what the test itself knows (the rows it asked for, its own wall clock for the
 whole invocation, the files on disk), not recomputed with the bench's own arithmetic (issue 17).
 """
@@ -9,11 +10,15 @@ whole invocation, the files on disk), not recomputed with the bench's own arithm
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter, defaultdict
+from decimal import Decimal
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from helpers import count_csv_records
 
@@ -49,6 +54,8 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
             "300",
             "--big-one-file",
             "5000",
+            "--batch-rows",
+            "500",
         ],
         capture_output=True,
         text=True,
@@ -74,6 +81,8 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
         + scale["idle_run_seconds"] * 2
         + scale["spark_start_stop_seconds"]
         + scale["small_run_seconds"]
+        + scale["month_scale"]["same_month"]["run_seconds"]
+        + scale["month_scale"]["empty_month"]["run_seconds"]
     )
     assert 0 < sequential < wall
     # A Spark run of 20,000 rows cannot beat DuckDB over the same file (JVM start alone).
@@ -98,11 +107,14 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
         == 20000
         == sum(count_csv_records(p.read_bytes()) for p in sources)
     )
-    assert one["rows"] == 20000 and one["one_file_read"] == ["split by line"]
+    # ~1 MB: under Spark's smallest split (its 4 MiB file open cost), so one task either way
+    # and read with multiLine (tasks/marts.line_mode_files; the 10M-row file is split).
+    assert single.stat().st_size < 4 * 2**20
+    assert one["rows"] == 20000 and one["one_file_read"] == ["multiLine"]
     assert one["one_file_java_peak"] > 100 * 2**20 and one["many_files_java_peak"] > 100 * 2**20
     assert 0 < one["one_file_scan_seconds"] < one["one_file_seconds"]
     big = result["big_one_file"]
-    assert big["rows"] == 5000 and big["read"] == ["split by line"]
+    assert big["rows"] == 5000 and big["read"] == ["multiLine"]
     assert big["java_peak"] > 100 * 2**20 and big["samples"] > 10
     assert big["java_peak_until"]["100%"] == big["java_peak"] >= big["java_peak_until"]["25%"]
     assert big["csv_bytes"] == sum(
@@ -113,13 +125,17 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
         "1 file / 3 files:",
         "(goal <= 1.15x)",
         "1 file of 5,000 rows",
-        "section 2 (monthly tables in proportion to the batch): not measured yet",
+        "section 2 (monthly tables in proportion to the batch), medians of 1 run(s):",
+        "500 rows into a month holding",
+        "500 rows into an empty month",
+        "same month / empty month: reporting tables",
         'python -c "import prefect"',
         "sales-etl run, nothing waiting",
         "Spark start + one tiny job + stop",
         "sales-etl run, 300 rows",
     ):
         assert line in proc.stdout
+    assert_month_scale_measured_what_it_says(scale["month_scale"], tmp_path / "work")
     # Both process trees were really sampled (a JVM alone is far above 100 MB).
     assert result["pipeline_peak_rss"] > 300 * 2**20 and result["reference_peak_rss"] > 0
     stages = result["pipeline_stages"]
@@ -137,3 +153,49 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
     assert len(list(rewritten.glob("customer_data_mart/sales_month=*/*.parquet"))) >= 2
     assert len(list(rewritten.glob("sales_team_data_mart/sales_month=*/store_id=*/*.parquet"))) >= 2
     assert "Spark floor (csv scan + the two mart writes, nothing else)" in proc.stdout
+
+
+def _month_totals(db: Path) -> dict[str, Decimal]:
+    """Sum of customer_monthly_purchase.monthly_total per YYYY-MM (exact: decimal text)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT year, month, monthly_total FROM customer_monthly_purchase")
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        for year, month, amount in rows:
+            totals[f"{year:04d}-{month:02d}"] += Decimal(str(amount))
+    return dict(totals)
+
+
+def _mart_totals(marts: Path) -> tuple[dict[str, Decimal], Counter[str]]:
+    """Sum of total_cost and row count per month of the customer mart (pyarrow)."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    counts: Counter[str] = Counter()
+    for path in (marts / "customer_data_mart").glob("sales_month=*/*.parquet"):
+        month = path.parent.name.removeprefix("sales_month=")
+        for amount in pq.read_table(path, columns=["total_cost"])["total_cost"].to_pylist():
+            totals[month] += amount
+            counts[month] += 1
+    return dict(totals), counts
+
+
+def assert_month_scale_measured_what_it_says(month: dict, work: Path) -> None:
+    """Section 2: the two runs went into the months they claim, the month really held the
+    rows it claims, and the tables they left equal a full recompute from the mart rows."""
+    assert month["batch_rows"] == 500
+    same, empty = month["same_month"], month["empty_month"]
+    assert same["months_recomputed"] == ["2024-01"]
+    assert empty["months_recomputed"] == ["2024-02"]
+    for figures in (same, empty):
+        assert 0 < figures["reporting_seconds"] < figures["run_seconds"]
+        assert 0 < figures["rows_loaded"] <= 500
+        assert "backfill partial aggregates" in figures["reporting_details"]
+    totals, counts = _mart_totals(work / "month-same" / "marts")
+    assert set(counts) == {"2024-01"}
+    assert counts["2024-01"] == month["month_rows"] + same["rows_loaded"]
+    assert month["month_rows"] > 15000  # 20,000 rows, ~3 % bad
+    assert _month_totals(work / "month-same" / "sales_etl.db") == totals
+    totals, counts = _mart_totals(work / "month-empty" / "marts")
+    assert counts == {"2024-01": month["month_rows"], "2024-02": empty["rows_loaded"]}
+    assert _month_totals(work / "month-empty" / "sales_etl.db") == totals
+    # The recompute had partial aggregates to read: the filling batch's and the new batch's.
+    partials = work / "month-same" / "marts" / "partial_aggregates" / "customer_month"
+    assert len(list(partials.glob("sales_month=2024-01/*.parquet"))) == 2

@@ -36,6 +36,7 @@ from crash_helpers import (
     BATCH_1,
     BATCH_2,
     HELD_FILES,
+    PARTIAL_NAMES,
     KillAt,
     RunResult,
     Workspace,
@@ -153,6 +154,15 @@ def reference(
     assert loaded == len(state["mart:sales_team_data_mart"])
     assert loaded + len(state["mart:quarantine"]) == input_rows
     assert loaded > 0 and state["customer_monthly_purchase"] and state["sales_team_incentive"]
+    # The partial aggregates (issue 16) count every loaded row once, in each of the two.
+    for name in PARTIAL_NAMES:
+        counts = [
+            int(value.removeprefix("sale_count=int:"))
+            for row in state[f"partials:{name}"]
+            for value in row
+            if value.startswith("sale_count=")
+        ]
+        assert sum(counts) == loaded, name
     assert not state["active_rows"] and not state["open_runs"]
     return Reference(ws, state, result, spark_env)
 

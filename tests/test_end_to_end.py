@@ -991,8 +991,14 @@ def test_second_run_recomputes_the_month_it_touches(pipe: Pipeline) -> None:
         "customer_data_mart",
         "sales_team_data_mart",
         "quarantine",
+        "partial_aggregates",
     }
     assert all("sales_month=2024-03/" in k for k in added if not k.startswith("quarantine/"))
+    # Its partial aggregates (issue 16): one file per aggregate, of the one month it touched.
+    assert sorted(str(Path(k).parent) for k in added if k.startswith("partial_aggregates/")) == [
+        "partial_aggregates/customer_month/sales_month=2024-03",
+        "partial_aggregates/sales_person_store_month/sales_month=2024-03",
+    ]
 
 
 # --- 3. ties and half-up rounding ----------------------------------------------------------------

@@ -28,6 +28,7 @@ from helpers import (
     load_dimension_folder,
     read_parquet_rows,
     read_table,
+    reporting_table_rows,
     tree_snapshot,
     write_bytes,
     write_dimensions,
@@ -193,35 +194,6 @@ def _mart_key(mart: str, source: str, row: dict[str, str]) -> tuple[Any, ...]:
 # --- reading the outputs --------------------------------------------------------------------------
 
 
-#: The reporting tables' columns, in the order of :func:`expected_tables`' tuples.
-TABLE_COLUMNS = {
-    "customer_monthly_purchase": (
-        "customer_id",
-        "first_name",
-        "last_name",
-        "year",
-        "month",
-        "monthly_total",
-    ),
-    "sales_team_incentive": (
-        "sales_person_id",
-        "first_name",
-        "last_name",
-        "year",
-        "month",
-        "total_sales",
-        "incentive",
-    ),
-}
-
-
-def actual_tables(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
-    return {
-        table: sorted(tuple(r[c] for c in columns) for r in read_table(database_url, table))
-        for table, columns in TABLE_COLUMNS.items()
-    }
-
-
 def mart_keys(marts: Path, mart: str, batch: str | None = None) -> list[tuple[Any, ...]]:
     """The mart's rows (of one batch, if given) as :func:`_mart_key` tuples, sorted."""
     return sorted(
@@ -270,15 +242,10 @@ def snapshot(settings, db_file: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def replay_env(workspace, spark, prefect_api, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def replay_env(flow_env, tmp_path: Path):
     """The workspace's settings in the environment (the replay flow reads SALES_ETL_*), the
     early dimensions loaded, both sales files waiting."""
-    for name in ("SALES_ETL_CRASH_AT", "SALES_ETL_INCENTIVE_SCOPE", "SALES_ETL_INCENTIVE_RATE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SALES_ETL_LANDING", workspace.landing)
-    monkeypatch.setenv("SALES_ETL_MARTS", workspace.marts)
-    monkeypatch.setenv("SALES_ETL_DATABASE_URL", workspace.database_url)
-    monkeypatch.setenv("SALES_ETL_MAX_BAD_ROW_FRACTION", "1.0")  # no file held whole here
+    workspace = flow_env
     load_dimension_folder(
         workspace.database_url, write_dimensions(tmp_path / "dims-early", **_dimension_rows(False))
     )
@@ -301,7 +268,7 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     quarantined_now = len(_all_rows(sent)) - len(_loaded(False))
     assert summary["rows_loaded"] == len(_loaded(False))
     assert summary["rows_quarantined"] == quarantined_now == 10
-    assert actual_tables(settings.database_url) == expected_tables(False)
+    assert reporting_table_rows(settings.database_url) == expected_tables(False)
     assert_conservation(settings, sent)
 
     # 2. The missing dimension rows arrive.
@@ -388,7 +355,7 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
         if r[6] > 0 and f"{r[3]:04d}-{r[4]:02d}" in summary["months"]
     }
     assert summary["reasons_updated"] == 1  # quantity 0: no longer also unknown_customer_id
-    assert actual_tables(settings.database_url) == expected_tables(True)
+    assert reporting_table_rows(settings.database_url) == expected_tables(True)
     for mart in ("customer_data_mart", "sales_team_data_mart"):
         assert mart_keys(marts, mart) == sorted(_mart_key(mart, n, r) for n, r in _loaded(True))
         assert mart_keys(marts, mart, batch) == sorted(_mart_key(mart, n, r) for n, r in rest)
@@ -415,7 +382,7 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     assert again["rows_judged"] == 3  # the rows still quarantined
     after = snapshot(settings, db_file)
     assert after["landing"] == before["landing"] and after["marts"] == before["marts"]
-    assert actual_tables(settings.database_url) == expected_tables(True)
+    assert reporting_table_rows(settings.database_url) == expected_tables(True)
     assert ledger(settings.database_url) == entries
     assert_conservation(settings, sent)
 

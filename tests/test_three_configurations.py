@@ -37,7 +37,14 @@ from helpers import SALES_COLUMNS, csv_bytes, load_dimension_folder, read_table,
 CENT = Decimal("0.01")
 PROCESSED = "processed"
 WRONG_TYPE, BAD_SCHEMA, DUPLICATES = "wrong_file_types", "bad_schema", "duplicates"
-MARTS = ("customer_data_mart", "sales_team_data_mart", "quarantine")
+MARTS = (
+    "customer_data_mart",
+    "sales_team_data_mart",
+    "quarantine",
+    # the per-batch partial aggregates the monthly tables are summed from (issue 16)
+    "partial_aggregates/customer_month",
+    "partial_aggregates/sales_person_store_month",
+)
 CONFIGS = ("local+sqlite", "s3+sqlite", "s3+mysql")
 BATCH_RE = re.compile(r"[0-9]{8}_[0-9]{6}")
 
@@ -491,8 +498,9 @@ class Config:
         files: dict[str, list[tuple[str, bytes]]] = {m: [] for m in MARTS}
         other = []
         for rel, data in self._objects(self.marts):
-            mart, _, inner = rel.partition("/")
-            if mart in files and inner.endswith(".parquet"):
+            mart = next((m for m in MARTS if rel.startswith(m + "/")), None)
+            inner = rel[len(mart) + 1 :] if mart else rel
+            if mart and inner.endswith(".parquet"):
                 files[mart].append((inner, data))
             else:
                 other.append(rel)
