@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -351,3 +352,18 @@ def wait_until(
     if context is not None:
         message += f"\n{context()}"
     raise WaitTimeout(message)
+
+
+def flow_run_artifacts(flow_run_id: Any) -> dict[str, Any]:
+    """The artifacts a flow run published, by key (tables parsed), read from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {
+        a.key: json.loads(a.data) if isinstance(a.data, str) and a.type == "table" else a.data
+        for a in found
+    }

@@ -31,6 +31,7 @@ from helpers import (
     count_csv_records,
     csv_bytes,
     files_under,
+    flow_run_artifacts,
     load_dimension_folder,
     read_parquet_rows,
     read_table,
@@ -1272,19 +1273,10 @@ def _some_bad() -> list[Sale]:
 
 def _run_artifacts(pipe: Pipeline, summary: dict[str, Any]) -> dict[str, Any]:
     """The artifacts the run published, by key (tables parsed), read back from the Prefect API."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
     runs = pipe.table("etl_runs")
-    flow_run_id = next(r["flow_run_id"] for r in runs if r["run_id"] == summary["run_id"])
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return {
-        a.key: json.loads(a.data) if isinstance(a.data, str) and a.type == "table" else a.data
-        for a in found
-    }
+    return flow_run_artifacts(
+        next(r["flow_run_id"] for r in runs if r["run_id"] == summary["run_id"])
+    )
 
 
 def test_a_file_with_too_many_bad_rows_is_held_whole_and_can_be_resent(pipe: Pipeline) -> None:

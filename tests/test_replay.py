@@ -25,6 +25,7 @@ import pytest
 from helpers import (
     SALES_COLUMNS,
     csv_bytes,
+    flow_run_artifacts,
     load_dimension_folder,
     read_parquet_rows,
     read_table,
@@ -416,21 +417,6 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     summary = nightly("sales_2024_05_c.csv", [_row(1, 1, 10, "2024-05-03", "1.00", 1)])
     assert (summary["rows_loaded"], summary["replayable_rows"]) == (1, 3)
     assert_conservation(settings, sent)
-
-
-def flow_run_artifacts(flow_run_id: Any) -> dict[str, Any]:
-    """The artifacts a flow run published, by key (tables parsed), read from the Prefect API."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return {
-        a.key: json.loads(a.data) if isinstance(a.data, str) and a.type == "table" else a.data
-        for a in found
-    }
 
 
 def test_replay_refuses_an_unknown_reason_and_a_malformed_batch():
