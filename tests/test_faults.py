@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus import HEADER, lines, rec
+from corpus import HEADER, lines, load_corpus_dimensions, rec
 from helpers import files_under, read_parquet_rows, read_table, sha256_bytes, write_bytes
-from test_bad_input_corpus import _load_dims
 
 from sales_etl.storage.local import LocalStore
 
@@ -72,7 +71,7 @@ class Env:
         self.db_dir = db_dir or root / "db"
         self.database_url = f"sqlite:///{self.db_dir / 'etl.db'}"
         self.marts.mkdir(parents=True, exist_ok=True)
-        _load_dims(root / "dims", self.database_url)
+        load_corpus_dimensions(root / "dims", self.database_url)
         self.files: dict[str, bytes] = {}
 
     def send(self, files: dict[str, bytes]) -> None:

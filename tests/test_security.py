@@ -134,17 +134,16 @@ def test_successful_mariadb_run_leaks_the_password_nowhere(
     spark, prefect_api, mysql_url: str, tmp_path: Path, caplog, monkeypatch
 ) -> None:
     """A real run on MariaDB with a password from the environment: grep every output for it."""
-    from corpus import lines, rec
+    from corpus import lines, load_corpus_dimensions, rec
     from prefect.client.orchestration import get_client
     from sqlalchemy.engine import make_url
-    from test_bad_input_corpus import _load_dims
 
     from sales_etl.flows.sales_flow import sales_etl_flow
 
     password = make_url(mysql_url).password
     assert password and len(password) >= 16
     monkeypatch.setenv("SALES_ETL_DATABASE_URL", mysql_url)
-    _load_dims(tmp_path / "dims", mysql_url)
+    load_corpus_dimensions(tmp_path / "dims", mysql_url)
     inbox = tmp_path / "landing" / "to_process"
     inbox.mkdir(parents=True)
     (inbox / "good.csv").write_bytes(lines([rec(), rec(quantity="0", total="0.00")]).encode())
