@@ -352,12 +352,17 @@ def _logger():
         return logging.getLogger("sales_etl.artifacts")
 
 
-def _publish(markdown: str, tables: Mapping[str, tuple[list[dict[str, Any]], str]]) -> list[str]:
+def _publish(
+    markdown: str,
+    tables: Mapping[str, tuple[list[dict[str, Any]], str]],
+    key: str = SUMMARY_KEY,
+    description: str = "Sales ETL run report",
+) -> list[str]:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     published = []
-    create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="Sales ETL run report")
-    published.append(SUMMARY_KEY)
+    create_markdown_artifact(markdown=markdown, key=key, description=description)
+    published.append(key)
     for key, (table, description) in tables.items():
         create_table_artifact(table=table, key=key, description=description)
         published.append(key)
@@ -425,23 +430,15 @@ def publish_replay_artifacts(summary: Mapping[str, Any]) -> list[str]:
     ``sales-etl-top-performers``. Returns the keys published (empty on error: a report never
     fails the replay).
     """
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-    try:
-        create_markdown_artifact(
-            markdown=replay_markdown(summary), key=REPLAY_KEY, description="Sales ETL replay report"
+    reporting = summary.get("reporting") or {}
+    tables = {}
+    if reporting.get("months"):
+        tables[TOP_PERFORMERS_KEY] = (
+            top_performers_table({"top_performers": reporting.get("top_performers", [])}),
+            "Top performers and incentives of the months the replay recomputed",
         )
-        published = [REPLAY_KEY]
-        reporting = summary.get("reporting") or {}
-        if reporting.get("months"):
-            table = top_performers_table({"top_performers": reporting.get("top_performers", [])})
-            create_table_artifact(
-                table=table,
-                key=TOP_PERFORMERS_KEY,
-                description="Top performers and incentives of the months the replay recomputed",
-            )
-            published.append(TOP_PERFORMERS_KEY)
-        return published
+    try:
+        return _publish(replay_markdown(summary), tables, REPLAY_KEY, "Sales ETL replay report")
     except Exception as exc:
         _logger().warning("could not publish the replay's artifacts: %s", type(exc).__name__)
         return []
