@@ -12,8 +12,9 @@ one history per key):
 
 A failed run publishes the summary and the files table (what it had decided before failing).
 Nothing secret goes in: the database URL is shown with its password masked and error text is
-scrubbed of credentials (URL passwords, the AWS secret key and session token, the database
-password). Publishing never changes a run's outcome: a failure to publish is only logged.
+scrubbed of credentials by :func:`sales_etl.secrets.scrub` (URL passwords, the AWS secret key
+and session token, the database password). Publishing never changes a run's outcome: a failure
+to publish is only logged.
 
 The builders are pure functions over the run summary (:func:`sales_etl.summary.build_summary`),
 so they are tested without Prefect.
@@ -21,13 +22,12 @@ so they are tested without Prefect.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sales_etl.secrets import redact_url
+from sales_etl.secrets import redact_url, scrub
 from sales_etl.settings import Settings
 
 SUMMARY_KEY = "sales-etl-summary"
@@ -39,34 +39,7 @@ ARTIFACT_KEYS = (SUMMARY_KEY, FILES_KEY, ROWS_KEY, MONTHS_KEY, TOP_PERFORMERS_KE
 #: The report of a ``sales-etl-replay`` flow run (flows/replay_flow.py).
 REPLAY_KEY = "sales-etl-replay"
 
-#: Environment variables whose values must never appear in an artifact.
-SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<pw>[^@\s/]+)@")
-MASK = "***"
 ERROR_CHARS = 1500
-
-
-# --- scrubbing -----------------------------------------------------------------------------------
-
-
-def _secret_values(settings: Settings | None) -> list[str]:
-    values = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
-    if settings is not None:
-        try:
-            from sqlalchemy.engine import make_url
-
-            values.append(make_url(settings.database_url).password or "")
-        except Exception:  # not a SQLAlchemy URL: the URL pattern below still masks it
-            pass
-    # Longest first so a secret containing another is masked whole; ignore trivial values.
-    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
-
-
-def scrub(text: str, settings: Settings | None = None) -> str:
-    """``text`` with URL passwords and known secret values replaced by ``***``."""
-    for value in _secret_values(settings):
-        text = text.replace(value, MASK)
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
 
 
 # --- formatting helpers --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sales_etl.errors import InputError, UserError, one_line
-from sales_etl.settings import CLI_FLAGS, ENV_PREFIX, Settings
+from sales_etl.settings import CLI_FLAGS, ENV_PREFIX, DebugSettings, Settings
 
 #: Environment variable that turns ``--debug`` on (tracebacks on errors).
 DEBUG_ENV = "SALES_ETL_DEBUG"
@@ -221,9 +221,7 @@ def run_flow(settings: Settings, *, skip_when_idle: bool = False) -> dict[str, A
 
 def _export_settings(settings: Settings) -> None:
     """Pass ``settings`` to a flow run in this process as ``SALES_ETL_*`` variables."""
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            os.environ[f"SALES_ETL_{name.upper()}"] = str(value)
+    os.environ.update(settings.as_environment())
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -427,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug",
         action="store_true",
+        default=None,  # absent: SALES_ETL_DEBUG decides (sales_etl.settings.DebugSettings)
         help=f"show the traceback of an error (env {DEBUG_ENV}=1; default off)",
     )
     # Also accepted after the command (sales-etl run --debug); SUPPRESS keeps the global value.
@@ -565,14 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _debug_requested(args: argparse.Namespace) -> bool:
-    flag = os.environ.get(DEBUG_ENV, "").strip().lower()
-    return bool(getattr(args, "debug", False)) or flag in ("1", "true", "yes", "on")
-
-
 def _one_line(exc: BaseException, settings: Settings | None = None) -> str:
     """``Type: message`` on one line, credentials scrubbed, at most 500 characters."""
-    from sales_etl.artifacts import scrub
+    from sales_etl.secrets import scrub
 
     return one_line(scrub(f"{type(exc).__name__}: {exc}", settings))
 
@@ -604,13 +598,17 @@ def main(argv: list[str] | None = None) -> int:
     # default start-up budget is too short and the run fails before it begins.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     args = build_parser().parse_args(argv)
+    debug = bool(args.debug)
     try:
+        # Read alone, before the command: an invalid SALES_ETL_DEBUG is refused by every
+        # command, and an invalid other setting is still reported with its traceback.
+        debug = DebugSettings().debug or debug
         return int(args.func(args))
     except KeyboardInterrupt:
         print(f"sales-etl {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        return _report_error(args.command, exc, debug=_debug_requested(args))
+        return _report_error(args.command, exc, debug=debug)
 
 
 if __name__ == "__main__":

@@ -65,5 +65,8 @@ def crash_point(name: str) -> None:
     ``SALES_ETL_CRASH_AT`` names it (test hooks; both inert in production)."""
     for callback in list(_callbacks.get(_known(name), ())):
         callback()
+    # Read from the environment here, not from Settings, on purpose: a test-only hook (listed
+    # in sales_etl.settings.OTHER_VARIABLES), read at the very instant the point is reached,
+    # deep in code (the journal, the stores) that holds no Settings; tests set it per process.
     if os.environ.get("SALES_ETL_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)

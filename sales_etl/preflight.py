@@ -74,7 +74,7 @@ def _local_path(url: str) -> Path:
 
 def _driver_message(exc: BaseException, settings: Settings) -> str:
     """The database driver's own reason (``(2003, "Can't connect ...")``), one line, scrubbed."""
-    from sales_etl.artifacts import scrub
+    from sales_etl.secrets import scrub
 
     orig = getattr(exc, "orig", None) or exc  # SQLAlchemy keeps the driver's error in .orig
     return one_line(scrub(str(orig), settings))

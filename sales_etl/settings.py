@@ -2,6 +2,9 @@
 
 Values come, lowest priority first, from defaults, ``SALES_ETL_*`` environment variables,
 CLI flags and Prefect flow parameters (the last two call :meth:`Settings.with_overrides`).
+Every ``SALES_ETL_*`` variable the product reads is a field of :class:`Settings` (README
+"Configuration" has one table row each; tests/test_settings.py keeps the two equal), except
+the few in :data:`OTHER_VARIABLES`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sales_etl.errors import ConfigError
@@ -30,9 +33,19 @@ CLI_FLAGS = {
     "max_bad_row_fraction": "--max-bad-row-fraction",
     "plugins_dir": "--plugins-dir",
     "disable_plugins": "--disable-plugins",
+    "debug": "--debug",
 }
 #: Settings whose value may hold a secret: never echoed in an error.
 _SECRET_SETTINGS = {"database_url"}
+#: ``SALES_ETL_*`` variables, read by the product or named in the README, that are deliberately
+#: not settings, and what reads them.
+OTHER_VARIABLES = {
+    # A test hook, read at the instant a fault point is reached (sales_etl/faults.py), deep in
+    # code that has no Settings at hand; never set in production.
+    "SALES_ETL_CRASH_AT": "test hook: the fault point where the process SIGKILLs itself",
+    "SALES_ETL_HOME": "prefect.yaml: the working directory of a deployment's pull step",
+    "SALES_ETL_DB_PASSWORD": "docker-compose.yml: the MariaDB password of the compose stack",
+}
 
 
 def setting_label(name: str) -> str:
@@ -42,7 +55,7 @@ def setting_label(name: str) -> str:
 
 
 def _shown_value(name: str, value: object) -> str:
-    if name in _SECRET_SETTINGS and isinstance(value, str):
+    if name in _SECRET_SETTINGS and isinstance(value, str | SecretStr):
         from sales_etl.secrets import redact_url
 
         return repr(redact_url(value))
@@ -67,15 +80,54 @@ def settings_error(exc: ValidationError) -> ConfigError:
     )
 
 
-class Settings(BaseSettings):
-    """Configuration of one pipeline run. See README "Configuration"."""
+class DebugSettings(BaseSettings):
+    """The setting read on its own when an error is reported: whether it shows its traceback.
+
+    Apart from :class:`Settings` so that an invalid other setting is still reported with its
+    traceback when ``SALES_ETL_DEBUG`` asks for one.
+    """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
+    debug: bool = Field(
+        False,
+        description="Errors show their traceback (1/true/yes/on or 0/false/no/off)",
+    )
+
+    @field_validator("debug", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        # An exported but empty SALES_ETL_DEBUG means off, as it did before it was checked.
+        if isinstance(value, str):
+            return value.strip() or False
+        return value
+
+    def __init__(self, **values: Any) -> None:
+        """Read defaults, ``SALES_ETL_*`` variables and ``values``.
+
+        Raises:
+            ConfigError: a value is invalid (one line naming the variable, flag and value).
+        """
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise settings_error(exc) from exc
+
+
+class Settings(DebugSettings):
+    """Configuration of one pipeline run. See README "Configuration".
+
+    ``database_url`` is a :class:`~pydantic.SecretStr`: its repr and ``str()`` are masked, so
+    it cannot leak through a log line or a Prefect task's parameters. The functions of
+    :mod:`sales_etl.db.engine` take it as it is; :func:`sales_etl.secrets.reveal` unwraps it.
+    """
+
     landing: str = Field("./data/landing", description="Landing zone: a path or s3://bucket/prefix")
     marts: str = Field("./data/marts", description="Data marts root: a path or s3://bucket/prefix")
-    database_url: str = Field(
-        "sqlite:///./data/sales_etl.db", description="SQLAlchemy URL of the database"
+    database_url: SecretStr = Field(
+        "sqlite:///./data/sales_etl.db",  # type: ignore[assignment]  # validated: a SecretStr
+        validate_default=True,
+        description="SQLAlchemy URL of the database",
     )
     spark_master: str = Field("local[*]", description="Spark master URL")
     spark_driver_memory: str = Field(
@@ -83,6 +135,16 @@ class Settings(BaseSettings):
         description="spark.driver.memory for local runs, a JVM size such as 4g or 512m",
     )
     spark_shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions")
+    spark_scratch: str | None = Field(
+        None,
+        description="spark.local.dir: Spark's scratch folder for shuffle and spill files "
+        "(default: the system temporary folder)",
+    )
+    jars_dir: str | None = Field(
+        None,
+        description="Folder of the s3a connector jars (scripts/fetch-jars.sh); default .jars/ "
+        "of the source checkout, else ./.jars",
+    )
     incentive_scope: IncentiveScope = Field(
         "company", description="Rank sales people per month company-wide or per store"
     )
@@ -109,8 +171,9 @@ class Settings(BaseSettings):
         description="Name of a Prefect AwsCredentials block for S3 (else the standard AWS_* "
         "environment variables, profiles and roles are used)",
     )
+    # Prefect accepts at most 50 retry delays per task.
     task_retries: int = Field(
-        3, ge=0, description="Retries of every I/O task on an outage (tasks/retry.py)"
+        3, ge=0, le=50, description="Retries of every I/O task on an outage (tasks/retry.py)"
     )
     retry_delay_seconds: float = Field(
         2.0, ge=0, description="Base of the exponential back-off between retries, in seconds"
@@ -145,17 +208,6 @@ class Settings(BaseSettings):
     def _depth_in_any_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    def __init__(self, **values: Any) -> None:
-        """Read defaults, ``SALES_ETL_*`` variables and ``values``.
-
-        Raises:
-            ConfigError: a value is invalid (one line naming the variable, flag and value).
-        """
-        try:
-            super().__init__(**values)
-        except ValidationError as exc:
-            raise settings_error(exc) from exc
-
     def with_overrides(self, **overrides: object) -> Settings:
         """Return a copy with the given non-None values replaced (CLI flags, flow parameters).
 
@@ -175,3 +227,15 @@ class Settings(BaseSettings):
         data = self.model_dump()
         data["database_url"] = redact_url(self.database_url)
         return data
+
+    def as_environment(self) -> dict[str, str]:
+        """The ``SALES_ETL_*`` variables that give these settings to another process (or to a
+        flow run in this one), unset values left out. Holds the database URL in clear text:
+        put it in an environment, never in a log."""
+        from sales_etl.secrets import reveal
+
+        return {
+            ENV_PREFIX + name.upper(): reveal(value) if isinstance(value, SecretStr) else str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }

@@ -42,22 +42,21 @@ _SIMPLE_PROVIDER = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
 _TEMPORARY_PROVIDER = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
 
 
-def jars_dir() -> Path:
+def jars_dir(settings: Settings) -> Path:
     """Where scripts/fetch-jars.sh puts hadoop-aws + the AWS SDK bundle.
 
-    ``SALES_ETL_JARS_DIR`` if set, else ``.jars/`` at the root of the source checkout (an
-    editable install), else ``./.jars``.
+    ``settings.jars_dir`` (``SALES_ETL_JARS_DIR``) if set, else ``.jars/`` at the root of the
+    source checkout (an editable install), else ``./.jars``.
     """
-    configured = os.environ.get("SALES_ETL_JARS_DIR")
-    if configured:
-        return Path(configured).expanduser().resolve()
+    if settings.jars_dir:
+        return Path(settings.jars_dir).expanduser().resolve()
     checkout = Path(__file__).resolve().parent.parent / ".jars"
     return checkout if checkout.is_dir() else Path.cwd() / ".jars"
 
 
-def s3a_jars() -> list[str]:
+def s3a_jars(settings: Settings) -> list[str]:
     """The jar files of :func:`jars_dir` (empty when they were never fetched)."""
-    folder = jars_dir()
+    folder = jars_dir(settings)
     if not folder.is_dir():
         return []
     return sorted(str(p) for p in folder.glob("*.jar") if p.is_file())
@@ -126,9 +125,9 @@ def configure_s3a(session: SparkSession, settings: Settings) -> None:
         session.conf.set("mapreduce.fileoutputcommitter.algorithm.version", "1")
         return
     if not _s3a_on_class_path(session):
-        if not s3a_jars():
+        if not s3a_jars(settings):
             raise RuntimeError(
-                f"s3:// storage needs the s3a connector jars in {jars_dir()}: run "
+                f"s3:// storage needs the s3a connector jars in {jars_dir(settings)}: run "
                 "scripts/fetch-jars.sh (or point SALES_ETL_JARS_DIR at them) before starting "
                 "the flow, or use a Spark whose class path has them (EMR)"
             )
@@ -255,12 +254,12 @@ def _start_spark(settings: Settings, app_name: str, input_bytes: int | None = No
         # Spark 4 runs with ANSI on: parsing goes through try_* functions instead of relying
         # on casts that silently give null.
         .config("spark.sql.ansi.enabled", "true")
-        .config("spark.local.dir", os.environ.get("SALES_ETL_SPARK_SCRATCH", tempfile.gettempdir()))
+        .config("spark.local.dir", settings.spark_scratch or tempfile.gettempdir())
         # Mart files are published by rename; Spark's _SUCCESS markers are not wanted there.
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
         .config("spark.hadoop.parquet.summary.metadata.level", "NONE")
     )
-    jars = s3a_jars()
+    jars = s3a_jars(settings)
     if jars:
         if settings.spark_master.startswith("local"):
             # Driver and executors share this JVM: put the jars on its class path directly.

@@ -22,9 +22,3 @@ class StageClock:
         finally:
             elapsed = time.perf_counter() - start
             self.seconds[name] = round(self.seconds.get(name, 0.0) + elapsed, 3)
-
-    def add(self, seconds: dict[str, float], prefix: str = "") -> None:
-        """Merge stage times measured elsewhere (e.g. returned by a task)."""
-        for name, value in seconds.items():
-            key = prefix + name
-            self.seconds[key] = round(self.seconds.get(key, 0.0) + value, 3)

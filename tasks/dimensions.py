@@ -9,6 +9,7 @@ BIGINT both arrive as Python ints (-> LongType), CHAR/VARCHAR/TEXT as str (-> St
 from __future__ import annotations
 
 import pyarrow as pa
+from pydantic import SecretStr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 from sqlalchemy import Engine, Select, select
@@ -88,7 +89,7 @@ def _frame(spark: SparkSession, engine: Engine, query, schema: T.StructType) -> 
     return spark.createDataFrame(_arrow_table(engine, query, schema), schema=schema)
 
 
-def run_dimensions(spark: SparkSession, database_url: str) -> Dimensions:
+def run_dimensions(spark: SparkSession, database_url: str | SecretStr) -> Dimensions:
     """The dimensions for this run: read from the database once, then shared by the marts and
     the reporting step (see :func:`sales_etl.spark.run_cache`)."""
     cache = run_cache()

@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 from sqlalchemy import Engine
 
 from sales_etl import journal
@@ -21,7 +20,7 @@ from sales_etl.faults import crash_point
 from sales_etl.layout import TO_PROCESS
 from sales_etl.settings import Settings
 from sales_etl.storage import ObjectInfo, ObjectStore, open_store
-from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.retry import io_task
 from sales_etl.validators.manager import get_plugin_manager, validate_file
 from sales_etl.validators.model import DUPLICATE, UNKNOWN, IncomingFile
 
@@ -60,7 +59,7 @@ class FilePlan:
         return asdict(self)
 
 
-@task(name="list-incoming-files", cache_policy=NO_CACHE, **retry_options())
+@io_task("list-incoming-files")
 def list_incoming_files(settings: Settings) -> list[dict[str, Any]]:
     """The files waiting in ``to_process/``: ``key``, ``size`` (bytes), ``version`` each."""
     listed = [
@@ -71,7 +70,7 @@ def list_incoming_files(settings: Settings) -> list[dict[str, Any]]:
     return listed
 
 
-@task(name="open-run", cache_policy=NO_CACHE, **retry_options())
+@io_task("open-run")
 def open_run(
     settings: Settings, run_id: str, flow_run_id: str | None, kind: str = KIND_NIGHTLY
 ) -> str:
@@ -83,7 +82,7 @@ def open_run(
         engine.dispose()
 
 
-@task(name="claim-files", cache_policy=NO_CACHE, **retry_options())
+@io_task("claim-files")
 def claim_incoming_files(
     settings: Settings, run_id: str, batch_id: str, listed: list[dict[str, Any]]
 ) -> list[str]:
@@ -170,7 +169,7 @@ def _mark_duplicates(plans: list[FilePlan], already_loaded: set[str]) -> None:
         plan.accepted, plan.category, plan.reason = False, DUPLICATE, reason
 
 
-@task(name="validate-files", cache_policy=NO_CACHE, **retry_options())
+@io_task("validate-files")
 def validate_claimed_files(settings: Settings, run_id: str, batch_id: str) -> list[dict[str, Any]]:
     """Validate the run's claimed files and record each verdict (one transaction); returns
     the file plans (``FilePlan.as_dict``)."""
@@ -195,7 +194,7 @@ def validate_claimed_files(settings: Settings, run_id: str, batch_id: str) -> li
     return [p.as_dict() for p in plans]
 
 
-@task(name="route-rejected-files", cache_policy=NO_CACHE, **retry_options())
+@io_task("route-rejected-files")
 def route_rejected_files(settings: Settings, run_id: str) -> int:
     """Move rejected files to ``error_files/<category>/<batch>/``."""
     engine = make_engine(settings.database_url)
@@ -207,7 +206,7 @@ def route_rejected_files(settings: Settings, run_id: str) -> int:
     return moved
 
 
-@task(name="hold-files", cache_policy=NO_CACHE, **retry_options())
+@io_task("hold-files")
 def hold_files(
     settings: Settings, run_id: str, batch_id: str, holds: dict[str, dict[str, Any]]
 ) -> int:
@@ -246,7 +245,7 @@ def apply_holds(
     ]
 
 
-@task(name="files-left-waiting", cache_policy=NO_CACHE, **retry_options())
+@io_task("files-left-waiting")
 def files_left_waiting(
     settings: Settings, listed: list[dict[str, Any]], claimed: list[str]
 ) -> list[dict[str, str]]:
@@ -260,7 +259,7 @@ def files_left_waiting(
     return left
 
 
-@task(name="archive-accepted-files", cache_policy=NO_CACHE, **retry_options())
+@io_task("archive-accepted-files")
 def archive_accepted_files(settings: Settings, run_id: str) -> int:
     """Move loaded files to ``processed/<batch>/`` (only after the load committed)."""
     engine = make_engine(settings.database_url)

@@ -12,8 +12,8 @@ from fractions import Fraction
 from typing import Any
 
 import pyarrow as pa
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
+from pydantic import SecretStr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -35,7 +35,7 @@ from sales_etl.storage import ObjectStore, open_store
 from sales_etl.tasks.dimensions import run_dimensions
 from sales_etl.tasks.partials import write_batch_partials
 from sales_etl.tasks.poison import InputFile, classify_without_poison_files
-from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.retry import io_task
 from sales_etl.tasks.transform import (
     CORRUPT_COLUMN,
     Dimensions,
@@ -314,7 +314,7 @@ def _write(
     writer.parquet(store.spark_path(key))
 
 
-def _claimed_copies(database_url: str, batch_id: str) -> dict[str, str]:
+def _claimed_copies(database_url: str | SecretStr, batch_id: str) -> dict[str, str]:
     """Original key -> claimed copy of the batch's accepted files, from the journal."""
     engine = make_engine(database_url)
     try:
@@ -490,7 +490,7 @@ def classify_accepted_files(
     return classify_without_poison_files(files, run, probe, control, landing.key_from_spark_path)
 
 
-@task(name="build-marts", cache_policy=NO_CACHE, **retry_options())
+@io_task("build-marts")
 def build_marts(
     settings: Settings,
     batch_id: str,
@@ -520,7 +520,7 @@ def build_marts(
     return stats.__dict__
 
 
-@task(name="publish-marts", cache_policy=NO_CACHE, **retry_options())
+@io_task("publish-marts")
 def publish_marts(settings: Settings, batch_id: str) -> int:
     """Move the batch's mart files from scratch into the marts."""
     moved = publish_batch(open_store(settings.marts), batch_id)

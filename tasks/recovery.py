@@ -18,10 +18,10 @@ from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import RUN_LOADED
 from sales_etl.settings import Settings
 from sales_etl.storage import open_store
-from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.retry import io_task
 
 
-@task(name="recover-interrupted-runs", cache_policy=NO_CACHE, **retry_options())
+@io_task("recover-interrupted-runs")
 def recover_interrupted_runs(settings: Settings) -> list[dict[str, Any]]:
     """Finish or undo every run a crash interrupted; returns what was done, per run."""
     engine = make_engine(settings.database_url)

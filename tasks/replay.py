@@ -19,6 +19,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -43,7 +44,7 @@ from sales_etl.tasks.dimensions import _frame, run_dimensions
 from sales_etl.tasks.marts import _write, write_sale_marts
 from sales_etl.tasks.partials import read_partials
 from sales_etl.tasks.reporting import month_incentive_rows, recompute_months
-from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.retry import io_task
 from sales_etl.tasks.transform import (
     Dimensions,
     classify_sales,
@@ -166,7 +167,9 @@ _LEDGER_SCHEMA = T.StructType(
 )
 
 
-def _ledger_frame(spark: SparkSession, database_url: str, origin_batch: str | None) -> DataFrame:
+def _ledger_frame(
+    spark: SparkSession, database_url: str | SecretStr, origin_batch: str | None
+) -> DataFrame:
     engine = make_engine(database_url)
     try:
         query = select(
@@ -265,7 +268,7 @@ def plan_from(classified: DataFrame | None) -> ReplayPlan:
     return plan
 
 
-@task(name="judge-quarantine", cache_policy=NO_CACHE, **retry_options())
+@io_task("judge-quarantine")
 def judge_replay(settings: Settings, selection: ReplaySelection) -> dict[str, Any]:
     """Judge the selected quarantined rows (read only); returns :class:`ReplayPlan` as a dict."""
     spark = active_spark()
@@ -296,7 +299,7 @@ def _ledger_decisions(classified: DataFrame) -> DataFrame:
     )
 
 
-@task(name="write-replay-marts", cache_policy=NO_CACHE, **retry_options())
+@io_task("write-replay-marts")
 def write_replay(settings: Settings, batch_id: str, selection: ReplaySelection) -> dict[str, Any]:
     """Judge again and write the replay batch into its scratch folder: the judged rows
     (``classified``), both marts' loadable rows and the ledger decisions. Safe to repeat
@@ -329,7 +332,7 @@ def _scratch_ledger(settings: Settings, batch_id: str) -> list[journal.LedgerEnt
     return [journal.LedgerEntry(**row) for row in table.to_pylist()]
 
 
-@task(name="commit-replay", cache_policy=NO_CACHE, **retry_options())
+@io_task("commit-replay")
 def commit_replay(
     settings: Settings, run_id: str, batch_id: str, months: list[str]
 ) -> dict[str, Any] | None:
@@ -408,7 +411,7 @@ def count_replayable(settings: Settings, batch_id: str) -> tuple[int | None, str
 # --- the dry run: what a replay would change ---------------------------------------------------
 
 
-def _month_sums(database_url: str, months: Sequence[str]) -> dict[str, str]:
+def _month_sums(database_url: str | SecretStr, months: Sequence[str]) -> dict[str, str]:
     """Sum of ``customer_monthly_purchase.monthly_total`` per month (today's tables)."""
     engine = make_engine(database_url)
     table = customer_monthly_purchase
@@ -425,7 +428,9 @@ def _month_sums(database_url: str, months: Sequence[str]) -> dict[str, str]:
     return {m: f"{sums.get(m, Decimal(0)):.2f}" for m in months}
 
 
-def _top_performers_now(database_url: str, months: Sequence[str]) -> dict[str, list[int]]:
+def _top_performers_now(
+    database_url: str | SecretStr, months: Sequence[str]
+) -> dict[str, list[int]]:
     engine = make_engine(database_url)
     table = sales_team_incentive
     try:
@@ -484,7 +489,7 @@ def dry_run_report(settings: Settings, selection: ReplaySelection) -> dict[str, 
     return report
 
 
-@task(name="replay-dry-run", cache_policy=NO_CACHE, **retry_options())
+@io_task("replay-dry-run")
 def replay_dry_run(settings: Settings, selection: ReplaySelection) -> dict[str, Any]:
     """:func:`dry_run_report` as a task."""
     return dry_run_report(settings, selection)

@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from sqlalchemy import Connection, and_, delete, insert, or_
@@ -30,7 +29,7 @@ from sales_etl.storage import open_store
 from sales_etl.tasks.dimensions import run_dimensions
 from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
 from sales_etl.tasks.partials import backfill_partials, read_partials
-from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.retry import io_task
 from sales_etl.tasks.transform import (
     Dimensions,
     customer_month_totals,
@@ -179,7 +178,7 @@ def _incentive_row(item: Incentive, names: dict[int, tuple[str, str]]) -> dict[s
     }
 
 
-@task(name="load-reporting-tables", cache_policy=NO_CACHE, **retry_options())
+@io_task("load-reporting-tables")
 def load_reporting_tables(
     settings: Settings, run_id: str, batch_id: str, months: list[str]
 ) -> dict[str, Any]:

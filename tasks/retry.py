@@ -1,17 +1,24 @@
 """Retry policy shared by every task that touches storage, the database or Spark.
 
 Only transient errors are retried (connection drops, timeouts, throttling, 5xx); a bad
-file or a bug fails at once instead of wasting the retry budget.
+file or a bug fails at once instead of wasting the retry budget. The budget is that of the
+run: :func:`io_task` reads it from the ``settings`` each call is given.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
+from prefect import Task
+from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from sales_etl.errors import ServiceUnreachableError, UserError
+from sales_etl.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 TRANSIENT_NAMES = {
     # SQLAlchemy / DB-API (an OperationalError is checked further by _operational_is_transient)
@@ -100,17 +107,64 @@ def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-def retry_options() -> dict[str, Any]:
-    """Keyword arguments for ``@task``: retries with exponential backoff and jitter.
+def retry_options(settings: Settings) -> dict[str, Any]:
+    """``retries`` and ``retry_delay_seconds`` of an I/O task in a run with ``settings``.
 
-    ``SALES_ETL_TASK_RETRIES`` and ``SALES_ETL_RETRY_DELAY_SECONDS`` tune the budget
-    (defaults: 3 retries, 2 s base delay -> about 2, 4, 8 s).
+    ``task_retries`` (``SALES_ETL_TASK_RETRIES``, default 3) retries, exponential back-off from
+    ``retry_delay_seconds`` (``SALES_ETL_RETRY_DELAY_SECONDS``, default 2 s -> about 2, 4, 8 s
+    before the jitter of :func:`io_task`).
     """
-    retries = int(os.environ.get("SALES_ETL_TASK_RETRIES", "3"))
-    base = float(os.environ.get("SALES_ETL_RETRY_DELAY_SECONDS", "2"))
-    return {
-        "retries": retries,
-        "retry_delay_seconds": exponential_backoff(backoff_factor=base)(retries) if retries else 0,
-        "retry_jitter_factor": 0.5,
-        "retry_condition_fn": retry_on_transient,
-    }
+    retries = settings.task_retries
+    delays = exponential_backoff(backoff_factor=settings.retry_delay_seconds)(retries)
+    return {"retries": retries, "retry_delay_seconds": delays if retries else 0}
+
+
+class RunRetriesTask(Task[P, R]):
+    """A Prefect task that retries with the budget of the run calling it.
+
+    Prefect fixes a task's ``retries`` and ``retry_delay_seconds`` when the task is defined, at
+    import, and one worker process imports the tasks once for many runs. So every call (and
+    ``submit``) runs a copy made by ``Task.with_options`` (Prefect docs, "Retries") from the
+    :class:`~sales_etl.settings.Settings` the call is given as ``settings``, its first argument.
+    """
+
+    def for_run(self, settings: object) -> Task[P, R]:
+        """This task with the retry options of ``settings``.
+
+        Raises:
+            TypeError: ``settings`` is not a :class:`~sales_etl.settings.Settings`.
+        """
+        if not isinstance(settings, Settings):
+            raise TypeError(
+                f"task {self.name!r} takes the run's Settings as its first argument "
+                f"(settings=...), got {type(settings).__name__}"
+            )
+        return self.with_options(**retry_options(settings))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        run_task = self.for_run(kwargs.get("settings", args[0] if args else None))
+        return Task.__call__(run_task, *args, **kwargs)
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        run_task = self.for_run(kwargs.get("settings", args[0] if args else None))
+        return Task.submit(run_task, *args, **kwargs)
+
+
+def io_task(name: str) -> Callable[[Callable[P, R]], RunRetriesTask[P, R]]:
+    """``@task`` of a step that touches storage, the database or Spark.
+
+    No result cache (arguments hold Settings and Spark objects); transient failures only are
+    retried (:func:`retry_on_transient`), with 50 % jitter, as many times as the calling run's
+    settings say (:class:`RunRetriesTask`). The function's first parameter is ``settings``.
+    """
+
+    def decorate(fn: Callable[P, R]) -> RunRetriesTask[P, R]:
+        return RunRetriesTask(
+            fn=fn,
+            name=name,
+            cache_policy=NO_CACHE,
+            retry_jitter_factor=0.5,
+            retry_condition_fn=retry_on_transient,
+        )
+
+    return decorate

@@ -15,10 +15,10 @@ from sales_etl import journal
 from sales_etl.db.engine import init_db, make_engine
 from sales_etl.settings import Settings
 from sales_etl.storage import open_store
-from sales_etl.tasks.retry import retry_options
+from sales_etl.tasks.retry import io_task
 
 
-@task(name="open-pipeline", cache_policy=NO_CACHE, **retry_options())
+@io_task("open-pipeline")
 def open_pipeline(settings: Settings, run_id: str) -> None:
     """Create missing tables (and missing journal columns) and take the pipeline lock (a held
     lock fails at once)."""
@@ -30,7 +30,7 @@ def open_pipeline(settings: Settings, run_id: str) -> None:
         engine.dispose()
 
 
-@task(name="record-file-rows", cache_policy=NO_CACHE, **retry_options())
+@io_task("record-file-rows")
 def record_file_rows(settings: Settings, run_id: str, per_file: dict[str, dict[str, int]]) -> None:
     """Store each accepted file's row counts on its staging row."""
     engine = make_engine(settings.database_url)
@@ -40,7 +40,7 @@ def record_file_rows(settings: Settings, run_id: str, per_file: dict[str, dict[s
         engine.dispose()
 
 
-@task(name="commit-empty-batch", cache_policy=NO_CACHE, **retry_options())
+@io_task("commit-empty-batch")
 def commit_empty_batch(settings: Settings, run_id: str) -> None:
     """A batch with no loadable rows has nothing to recompute, but still commits before archiving."""
     engine = make_engine(settings.database_url)
@@ -50,7 +50,7 @@ def commit_empty_batch(settings: Settings, run_id: str) -> None:
         engine.dispose()
 
 
-@task(name="finish-run", cache_policy=NO_CACHE, **retry_options())
+@io_task("finish-run")
 def finish_run(settings: Settings, run_id: str, batch_id: str, summary: dict[str, Any]) -> None:
     """Scratch folders removed, staging rows ACTIVE -> COMPLETED, run -> COMPLETED."""
     engine = make_engine(settings.database_url)

@@ -89,6 +89,6 @@ def flow_env(workspace, spark, prefect_api, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SALES_ETL_LANDING", workspace.landing)
     monkeypatch.setenv("SALES_ETL_MARTS", workspace.marts)
-    monkeypatch.setenv("SALES_ETL_DATABASE_URL", workspace.database_url)
+    monkeypatch.setenv("SALES_ETL_DATABASE_URL", workspace.database_url.get_secret_value())
     monkeypatch.setenv("SALES_ETL_MAX_BAD_ROW_FRACTION", "1.0")
     return workspace

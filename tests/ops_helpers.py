@@ -560,5 +560,23 @@ def wait_for_run_logs(
     )
 
 
+#: Prefect's log line of a task run that failed (prefect/task_engine.py, ``handle_retry``).
+#: It is followed by ``- Retry i/n will start ...`` when the task retries, and by ``- Retries
+#: are exhausted`` after its last retry; a task configured with 0 retries logs it bare (and a
+#: task with retries left logs nothing when its retry condition refuses the error).
+TASK_FAILED_LOG = "Task run failed with exception: "
+
+
+def assert_task_failed_without_retries(logs: Sequence[dict[str, Any]]) -> None:
+    """A task of the run failed, and it and every other task ran with 0 retries configured.
+
+    ``logs``: the run's complete logs (:func:`wait_for_run_logs`).
+    """
+    failed = [log["message"] for log in logs if log["message"].startswith(TASK_FAILED_LOG)]
+    assert failed, "no task run failed: " + "\n".join(log["message"] for log in logs[-30:])
+    retried = [m for m in failed if " - Retry " in m or " - Retries are exhausted" in m]
+    assert retried == [], retried[0][:500]
+
+
 def utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

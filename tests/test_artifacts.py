@@ -13,10 +13,10 @@ from sales_etl.artifacts import (
     files_table,
     months_table,
     rows_table,
-    scrub,
     summary_markdown,
     top_performers_table,
 )
+from sales_etl.secrets import scrub
 from sales_etl.settings import Settings
 
 PASSWORD = "s3cr3t-Pa55"

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from corpus import HEADER, lines, load_corpus_dimensions, rec
 from helpers import files_under, read_parquet_rows, read_table, sha256_bytes, write_bytes
+from ops_helpers import assert_task_failed_without_retries, wait_for_run_logs
 
 from sales_etl.storage.local import LocalStore
 
@@ -79,11 +80,15 @@ class Env:
         for name, data in files.items():
             write_bytes(self.landing / "to_process" / name, data)
 
-    def run(self) -> dict[str, Any]:
+    def run(self, return_state: bool = False) -> Any:
+        """The run's summary (or, with ``return_state``, its final Prefect state)."""
         from sales_etl.flows.sales_flow import sales_etl_flow
 
         return sales_etl_flow(
-            landing=str(self.landing), marts=str(self.marts), database_url=self.database_url
+            landing=str(self.landing),
+            marts=str(self.marts),
+            database_url=self.database_url,
+            return_state=return_state,
         )
 
     def assert_nothing_lost(self) -> None:
@@ -124,6 +129,8 @@ class Env:
 def test_database_down_for_the_whole_run_then_back(
     spark, prefect_api, tmp_path: Path, monkeypatch
 ) -> None:
+    from prefect.settings import PREFECT_API_URL
+
     monkeypatch.setenv("SALES_ETL_TASK_RETRIES", "0")
     env = Env(tmp_path)
     env.send(_inputs(2, 20, seed=1))
@@ -131,9 +138,13 @@ def test_database_down_for_the_whole_run_then_back(
     # so SQLite cannot open (or create) it.
     shutil.move(env.db_dir, tmp_path / "db_away")
     env.db_dir.write_text("not a folder")
+    state = env.run(return_state=True)
+    assert state.is_failed()
     with pytest.raises(Exception) as failure:
-        env.run()
+        state.result()
     assert str(env.db_dir) in str(failure.value)  # the error names the database location
+    logs = wait_for_run_logs(PREFECT_API_URL.value(), str(state.state_details.flow_run_id))
+    assert_task_failed_without_retries(logs)  # SALES_ETL_TASK_RETRIES=0 holds for this run
     env.assert_nothing_lost()
     assert len(files_under(env.landing / "to_process")) == 2  # untouched, waiting
     assert files_under(env.marts) == []

@@ -270,7 +270,7 @@ def nightly_run(settings) -> dict[str, Any]:
 def killed_run(settings, tmp_path: Path, point: str) -> None:
     """``sales-etl run`` in a subprocess, SIGKILLed by itself at crash point ``point``."""
     ws = Workspace(Path(settings.marts).parent)
-    assert ws.db == Path(settings.database_url.removeprefix("sqlite:///"))
+    assert ws.db == Path(settings.database_url.get_secret_value().removeprefix("sqlite:///"))
     env = base_env(tmp_path / "prefect-home", None)
     result = run_cli(
         ["run"], ws, env, label=f"killed at {point}", extra_env={"SALES_ETL_CRASH_AT": point}

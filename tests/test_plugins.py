@@ -207,7 +207,7 @@ def test_rejection_reasons_are_masked_and_capped(tmp_path: Path) -> None:
 
     verdict = validate_file(plugin_manager(Leaky()), incoming_file(tmp_path, "s.csv", sales_csv()))
     assert "hunter2" not in verdict.reason
-    assert verdict.reason.startswith("price list at https://***@prices.example/x unreachable")
+    assert verdict.reason.startswith("price list at https://etl:***@prices.example/x unreachable")
     assert len(verdict.reason) == 1003 and verdict.reason.endswith("...")
 
 

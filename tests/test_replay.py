@@ -260,7 +260,7 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     from sales_etl.flows.sales_flow import sales_etl_flow
 
     settings = replay_env
-    db_file = Path(settings.database_url.removeprefix("sqlite:///"))
+    db_file = Path(settings.database_url.get_secret_value().removeprefix("sqlite:///"))
     marts = Path(settings.marts)
 
     # 1. The nightly run quarantines the rows of the late dimensions.
@@ -439,7 +439,7 @@ def test_replay_is_refused_while_a_nightly_run_holds_the_lock(replay_env):
     from sales_etl.flows.replay_flow import sales_etl_replay_flow
 
     settings = replay_env
-    db_file = Path(settings.database_url.removeprefix("sqlite:///"))
+    db_file = Path(settings.database_url.get_secret_value().removeprefix("sqlite:///"))
     engine = make_engine(settings.database_url)
     try:
         journal.acquire_lock(engine, "a-nightly-run", 600)  # held by this live process

@@ -333,3 +333,29 @@ def test_wrapped_errors_are_followed_through_their_cause() -> None:
             raise RuntimeError("while writing the marts") from inner
     except RuntimeError as outer:
         assert is_transient(outer)
+
+
+def test_each_call_retries_as_often_as_its_settings_say(prefect_api) -> None:
+    """One process, one task definition, two budgets: the budget is read per call (per run),
+    not fixed when the task was imported."""
+    from prefect import flow
+
+    from sales_etl.settings import Settings
+    from sales_etl.tasks.retry import io_task
+
+    attempts: list[int] = []
+
+    @io_task("always-refused")
+    def always_refused(settings: Settings) -> None:
+        attempts.append(1)
+        raise ConnectionRefusedError(111, "Connection refused (injected)")
+
+    @flow(name="retry-budget-probe")
+    def probe(retries: int) -> bool:
+        settings = Settings(task_retries=retries, retry_delay_seconds=0)
+        return always_refused(settings, return_state=True).is_failed()
+
+    for retries in (2, 0, 1):
+        attempts.clear()
+        assert probe(retries) is True
+        assert len(attempts) == 1 + retries, retries

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from ops_helpers import wait_for_run_logs
+from ops_helpers import assert_task_failed_without_retries, wait_for_run_logs
 
 REPO = Path(__file__).resolve().parent.parent
 PRODUCT_DIRS = ("sales_etl", "tasks", "flows", "validators")
@@ -118,7 +118,8 @@ def test_failed_flow_with_a_password_in_the_url_leaks_it_nowhere(
         texts.append(str(chain))
         chain = chain.__cause__ or chain.__context__
     flow_run_id = state.state_details.flow_run_id
-    texts += [log["message"] for log in _complete_run_logs(str(flow_run_id))]
+    logs = _complete_run_logs(str(flow_run_id))
+    texts += [log["message"] for log in logs]
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run_id)
         texts.append(repr(run.parameters))
@@ -128,6 +129,7 @@ def test_failed_flow_with_a_password_in_the_url_leaks_it_nowhere(
             texts.append(str(artifact.description))
     leaks = [t for t in texts if SECRET in t]
     assert leaks == [], leaks[0][:500] if leaks else ""
+    assert_task_failed_without_retries(logs)  # SALES_ETL_TASK_RETRIES=0 holds for this run
 
 
 def test_successful_mariadb_run_leaks_the_password_nowhere(

@@ -179,6 +179,8 @@ def test_run_with_a_marts_folder_whose_parent_is_missing(
         # Read by the retry policy when tasks are imported: a ValueError naming nothing before.
         ("SALES_ETL_TASK_RETRIES", "three", ["'three'"]),
         ("SALES_ETL_RETRY_DELAY_SECONDS", "abc", ["'abc'"]),
+        # Was read as "anything else is off".
+        ("SALES_ETL_DEBUG", "maybe", ["--debug", "'maybe'", "boolean"]),
     ],
 )
 def test_run_with_a_bad_setting(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import pluggy
 
+from sales_etl.secrets import scrub
 from sales_etl.settings import Settings
 from sales_etl.validators import hookspecs
 from sales_etl.validators.builtin import DEFAULT_PLUGINS
@@ -40,8 +40,6 @@ DIR_NAME_PREFIX = "dir."
 BUILTIN_NAMES = frozenset(name for name, _ in DEFAULT_PLUGINS)
 #: How much of a plugin's rejection reason a verdict keeps.
 MAX_REASON_CHARS = 1000
-
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
 
 
 @dataclass
@@ -230,7 +228,7 @@ def describe_exception(exc: BaseException) -> str:
         message = str(exc)
     except Exception:  # a broken __str__ must not hide the original failure
         message = "<unprintable exception>"
-    message = _URL_CREDENTIALS.sub(r"\g<scheme>***@", message)
+    message = scrub(message)
     if len(message) > MAX_ERROR_CHARS:
         message = message[:MAX_ERROR_CHARS] + "..."
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
@@ -238,7 +236,7 @@ def describe_exception(exc: BaseException) -> str:
 
 def clean_reason(reason: str) -> str:
     """A plugin's rejection reason as stored: URL passwords masked, at most 1000 characters."""
-    reason = _URL_CREDENTIALS.sub(r"\g<scheme>***@", reason.strip())
+    reason = scrub(reason.strip())
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[:MAX_REASON_CHARS] + "..."
     return reason

@@ -56,7 +56,6 @@ __all__ = [
     "DIMENSION_FILES",
     "DimensionLoadError",
     "MissingDimensionFilesError",
-    "dimension_paths",
     "load_dimension_file",
     "load_dimensions",
 ]
@@ -540,9 +539,3 @@ def load_dimensions(
             engine, DIMENSION_TABLES[table_name], folder / file_name, dialect_name, batch_size
         )
     return counts
-
-
-def dimension_paths(directory: str | Path) -> Mapping[str, Path]:
-    """Table name -> expected file path inside ``directory``."""
-    folder = Path(directory)
-    return {table: folder / name for table, name in DIMENSION_FILES.items()}

@@ -1,16 +1,21 @@
-"""Engine creation and table set-up."""
+"""Engine creation and table set-up.
+
+The functions taking a ``database_url`` accept ``Settings.database_url`` as it is (a
+:class:`~pydantic.SecretStr`) or a plain string; the clear text is unwrapped only here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from sales_etl.db.schema import JOURNAL_UPGRADE_COLUMNS, metadata
 from sales_etl.errors import ConfigError, one_line
-from sales_etl.secrets import redact_url
+from sales_etl.secrets import redact_url, reveal
 from sales_etl.settings import setting_label
 
 DATABASE_SETTING = setting_label("database_url")
@@ -25,14 +30,14 @@ MYSQL_SESSION_SETUP = (
 )
 
 
-def parse_database_url(database_url: str) -> URL:
+def parse_database_url(database_url: str | SecretStr) -> URL:
     """``database_url`` as a SQLAlchemy URL.
 
     Raises:
         ConfigError: it is not a URL SQLAlchemy can read (names the setting, password masked).
     """
     try:
-        return make_url(database_url)
+        return make_url(reveal(database_url))
     except ArgumentError as exc:
         raise ConfigError(
             f"{DATABASE_SETTING}: not a database URL: {redact_url(database_url)}",
@@ -40,7 +45,7 @@ def parse_database_url(database_url: str) -> URL:
         ) from exc
 
 
-def sqlite_file(database_url: str) -> Path | None:
+def sqlite_file(database_url: str | SecretStr) -> Path | None:
     """The absolute path of a SQLite database file, or None (another database, ``:memory:``).
 
     A relative ``sqlite:///data/x.db`` is relative to the current working directory.
@@ -51,7 +56,7 @@ def sqlite_file(database_url: str) -> Path | None:
     return Path(url.database).expanduser().resolve()
 
 
-def database_location(database_url: str) -> str:
+def database_location(database_url: str | SecretStr) -> str:
     """The database as shown to a user: a SQLite file as an absolute ``sqlite:////path``,
     anything else with its password masked."""
     try:
@@ -61,7 +66,7 @@ def database_location(database_url: str) -> str:
     return f"sqlite:///{path}" if path is not None else redact_url(database_url)
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str | SecretStr) -> Engine:
     """An engine for ``database_url``: SQLite gets its folder and WAL, MySQL strict UTC sessions.
 
     Nothing is connected yet (connections are opened on first use).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -120,21 +119,18 @@ class ObjectStore(ABC):
     def key_from_spark_path(self, path: str) -> str | None:
         """Map a path Spark reports (``_metadata.file_path``, URL-encoded) back to a key."""
 
+    @abstractmethod
     def move(self, src: str, dst: str) -> bool:
-        """Move ``src`` to ``dst`` by copy then delete; safe to repeat after a crash.
+        """Move ``src`` to ``dst``; safe to repeat after a crash.
 
-        If ``src`` is gone and ``dst`` exists, an earlier attempt finished the copy and the
-        delete: nothing is left to do (returns False). If both exist, the copy is redone (same
-        bytes) and ``src`` deleted, so the object ends in exactly one place either way. Returns
-        True when this call moved the object.
+        If ``src`` is gone and ``dst`` exists, an earlier attempt finished: nothing is left to
+        do (returns False). If both exist (a crash between copy and delete), the copy is redone
+        (same bytes) and ``src`` deleted, so the object ends in exactly one place either way.
+        Returns True when this call moved the object.
+
+        Raises:
+            StorageError: neither ``src`` nor ``dst`` exists.
         """
-        if not self.exists(src):
-            if self.exists(dst):
-                return False
-            raise StorageError(f"cannot move {src!r}: it does not exist")
-        self.copy(src, dst)
-        self.delete(src)
-        return True
 
     def sha256(self, key: str) -> str:
         """Hex SHA-256 of the object's bytes, streamed."""
@@ -143,8 +139,3 @@ class ObjectStore(ABC):
             for chunk in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(chunk)
         return digest.hexdigest()
-
-    def iter_lines(self, key: str) -> Iterator[bytes]:
-        """Stream the object's lines (bytes, line ends kept)."""
-        with self.open(key) as stream:
-            yield from stream

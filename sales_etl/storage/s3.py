@@ -227,7 +227,12 @@ def clear_s3_cache() -> None:
 
 
 class _BodyReader(io.RawIOBase):
-    """A raw stream over a botocore ``StreamingBody`` (wrapped in a BufferedReader by ``open``)."""
+    """A raw stream over a botocore ``StreamingBody`` (wrapped in a BufferedReader by ``open``).
+
+    Not redundant although ``StreamingBody`` is an ``io.IOBase`` with ``readinto``: its
+    ``close()`` closes the HTTP response but never marks the object closed, so a BufferedReader
+    straight over it still says ``closed == False`` after ``close()`` (botocore 1.4x).
+    """
 
     def __init__(self, body: Any) -> None:
         self._body = body
