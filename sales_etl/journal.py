@@ -60,6 +60,7 @@ from sales_etl.db.schema import (
 )
 from sales_etl.errors import UserError
 from sales_etl.faults import crash_point
+from sales_etl.file_fate import FileFate
 from sales_etl.layout import TO_PROCESS, error_key, incoming_prefix, processed_key
 from sales_etl.mart_batches import drop_scratch, rollback_batch
 from sales_etl.storage import ObjectInfo, ObjectStore, StorageError, safe_key
@@ -358,42 +359,32 @@ def claim_files(
 # --- verdicts, counts, holds -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What validation decided about one claimed file (``category`` None = accepted)."""
-
-    key: str
-    checksum: str
-    size: int
-    category: str | None = None
-    reason: str | None = None
-
-
-def record_verdicts(
-    engine: Engine, run_id: str, batch_id: str, verdicts: Sequence[Verdict]
-) -> None:
+def record_verdicts(engine: Engine, run_id: str, batch_id: str, fates: Sequence[FileFate]) -> None:
     """CLAIMED -> ACTIVE (target ``processed/<batch>/``) or REJECTED (target
-    ``error_files/<category>/<batch>/``), with checksum and size, in one transaction."""
+    ``error_files/<category>/<batch>/``), with checksum and size, in one transaction.
+
+    ``fates``: validation's decision on each claimed file (``tasks.files.plan_files``).
+    """
     now = utc_now()
     with engine.begin() as conn:
-        for v in verdicts:
-            accepted = v.category is None
+        for fate in fates:
+            category = None if fate.accepted else fate.category
             conn.execute(
                 update(staging_files)
                 .where(
                     staging_files.c.run_id == run_id,
-                    staging_files.c.file_location == v.key,
+                    staging_files.c.file_location == fate.key,
                     staging_files.c.status == CLAIMED,
                 )
                 .values(
-                    status=ACTIVE if accepted else REJECTED,
-                    target_location=processed_key(batch_id, v.key)
-                    if accepted
-                    else error_key(v.category, batch_id, v.key),  # type: ignore[arg-type]
-                    checksum=v.checksum,
-                    size_bytes=v.size,
-                    category=v.category,
-                    reason=v.reason,
+                    status=REJECTED if category else ACTIVE,
+                    target_location=error_key(category, batch_id, fate.key)
+                    if category
+                    else processed_key(batch_id, fate.key),
+                    checksum=fate.checksum,
+                    size_bytes=fate.size,
+                    category=category,
+                    reason=None if fate.accepted else fate.reason,
                     updated_at=now,
                 )
             )

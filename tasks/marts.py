@@ -497,12 +497,12 @@ def build_marts(
     files: list[tuple[str, list[str]]],
     line_fields: dict[str, int] | None = None,
     splittable: list[str] | None = None,
-) -> dict[str, Any]:
+) -> BatchStats:
     """Spark: one scan of the accepted files -> quarantine + both marts (scratch folder).
 
     ``splittable``: keys validation found splittable; those Spark would cut into several tasks
-    are read in line mode (:func:`line_mode_files`), the rest with multiLine. Returns
-    :class:`BatchStats` as a dict; files in its ``held`` have no row in any mart.
+    are read in line mode (:func:`line_mode_files`), the rest with multiLine. Files in the
+    returned ``held`` have no row in any mart.
     """
     logger = get_run_logger()
     stats = build_batch_marts(settings, batch_id, files, line_fields, set(splittable or ()))
@@ -517,7 +517,7 @@ def build_marts(
         len(stats.held),
     )
     crash_point("after_marts_written")
-    return stats.__dict__
+    return stats
 
 
 @task(name="publish-marts", cache_policy=NO_CACHE, **retry_options())
