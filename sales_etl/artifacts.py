@@ -213,8 +213,8 @@ def summary_markdown(summary: RunSummary, settings: Settings) -> str:
     lines = ["# Sales ETL run: Completed", ""]
     for action in summary.recovered_runs:
         lines.append(
-            f"- Recovered an interrupted run first: batch {_md(action.get('batch_id'))} "
-            f"{_md(action.get('action'))}."
+            f"- Recovered an interrupted run first: batch {_md(action.batch_id)} "
+            f"{_md(action.action)}."
         )
     if summary.recovered_runs:
         lines.append("")
@@ -253,7 +253,7 @@ def summary_markdown(summary: RunSummary, settings: Settings) -> str:
     waiting = summary.files_left_waiting
     if waiting:
         lines += ["## Left in `to_process/` for the next run", ""]
-        lines += [f"- {_md(f['file'])}: {_md(f['reason'])}" for f in waiting]
+        lines += [f"- {_md(f.file)}: {_md(f.reason)}" for f in waiting]
         lines.append("")
     if summary.held_files:
         lines += [

@@ -33,7 +33,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -275,20 +275,29 @@ NEW_VERSION = (
 )
 
 
+@dataclass(frozen=True)
+class WaitingFile:
+    """A listed file still in ``to_process/`` after its run (``file``: its key), and why
+    (:data:`NOT_CLAIMED` or :data:`NEW_VERSION`)."""
+
+    file: str
+    reason: str
+
+
 def left_waiting(
     landing: ObjectStore, listed: Sequence[str], claimed: Sequence[str]
-) -> list[dict[str, str]]:
+) -> list[WaitingFile]:
     """The listed files still in ``to_process/`` once the run settled its claims, and why.
 
     ``listed``: keys the run listed; ``claimed``: those it claimed. A claimed file whose key
     still exists has a new version (the claimed one was settled and removed only if
-    unchanged); a listed file not claimed changed while it was being claimed. Returns
-    ``{"file": key, "reason": NOT_CLAIMED | NEW_VERSION}`` in listing order.
+    unchanged); a listed file not claimed changed while it was being claimed. Returns them in
+    listing order.
     """
     waiting = {obj.key for obj in incoming_files(landing)}
     taken = set(claimed)
     return [
-        {"file": key, "reason": NEW_VERSION if key in taken else NOT_CLAIMED}
+        WaitingFile(key, NEW_VERSION if key in taken else NOT_CLAIMED)
         for key in listed
         if key in waiting
     ]
@@ -751,7 +760,27 @@ def interrupted_runs(engine: Engine) -> list[Any]:
         )
 
 
-def recover(engine: Engine, landing: ObjectStore, marts: ObjectStore) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RecoveredRun:
+    """What :func:`recover` did to one run a crash interrupted.
+
+    ``action``: ``"rolled back"`` (it had not committed; ``mart_files_deleted`` counts its
+    mart files deleted) or ``"completed"`` (it had; ``files_moved`` counts the files moved to
+    their final place). The count that does not apply is None.
+    """
+
+    run_id: str
+    batch_id: str
+    action: str
+    mart_files_deleted: int | None = None
+    files_moved: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``run_id``, ``batch_id``, ``action`` and the count that applies."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def recover(engine: Engine, landing: ObjectStore, marts: ObjectStore) -> list[RecoveredRun]:
     """Finish or undo every run a crash interrupted; returns what was done, per run.
 
     Runs under the pipeline lock at the start of every run. A STARTED run never committed:
@@ -771,12 +800,7 @@ def recover(engine: Engine, landing: ObjectStore, marts: ObjectStore) -> list[di
                 "its files stayed in to_process/",
             )
             actions.append(
-                {
-                    "run_id": run.run_id,
-                    "batch_id": run.batch_id,
-                    "action": "rolled back",
-                    "mart_files_deleted": deleted,
-                }
+                RecoveredRun(run.run_id, run.batch_id, "rolled back", mart_files_deleted=deleted)
             )
         else:  # LOADED: the data is committed, only the file moves may be unfinished
             moved = archive_files(engine, landing, run.run_id)
@@ -784,12 +808,5 @@ def recover(engine: Engine, landing: ObjectStore, marts: ObjectStore) -> list[di
             drop_scratch(marts, run.batch_id)  # before COMPLETED: see complete_run
             drop_scratch(landing, run.batch_id)
             _mark_completed(engine, run.run_id, {"recovered_by_next_run": True})
-            actions.append(
-                {
-                    "run_id": run.run_id,
-                    "batch_id": run.batch_id,
-                    "action": "completed",
-                    "files_moved": moved,
-                }
-            )
+            actions.append(RecoveredRun(run.run_id, run.batch_id, "completed", files_moved=moved))
     return actions

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from sales_etl.file_fate import FileFate
+from sales_etl.journal import RecoveredRun, WaitingFile
 
 if TYPE_CHECKING:
     from sales_etl.tasks.marts import BatchStats
+    from sales_etl.tasks.reporting import MonthsRecomputed
 
 #: ``stage_details`` keys: the flow stages whose inside is timed too.
 MARTS_STAGE = "marts (spark)"
@@ -27,8 +29,8 @@ class RunSummary:
     """Everything an operator wants to know about one run.
 
     ``files``: every file the run claimed, in claim order (held files as rejections);
-    ``files_left_waiting``: listed files still in ``to_process/`` for the next run, ``{"file",
-    "reason"}`` each (:func:`sales_etl.journal.left_waiting`), not in ``files``. ``rows_total``
+    ``files_left_waiting``: listed files still in ``to_process/`` for the next run
+    (:func:`sales_etl.journal.left_waiting`), not in ``files``. ``rows_total``
     = ``rows_loaded`` + ``rows_quarantined`` over the files that stayed in the batch;
     :attr:`rows_held` counts the rows of held files. ``top_performers``: the
     ``sales_team_incentive`` rows with an incentive of the months recomputed (money as
@@ -43,14 +45,14 @@ class RunSummary:
     run_id: str
     batch_id: str | None
     files: list[FileFate] = field(default_factory=list)
-    files_left_waiting: list[dict[str, str]] = field(default_factory=list)
+    files_left_waiting: list[WaitingFile] = field(default_factory=list)
     rows_total: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     months_recomputed: list[str] = field(default_factory=list)
     top_performers: list[dict[str, Any]] = field(default_factory=list)
-    recovered_runs: list[dict[str, Any]] = field(default_factory=list)
+    recovered_runs: list[RecoveredRun] = field(default_factory=list)
     replayable_rows: int | None = None
     replayable_watermark: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -96,7 +98,7 @@ class RunSummary:
             "files_rejected": self.files_rejected,
             "files_by_outcome": self.files_by_outcome,
             "files": [f.to_json() for f in self.files],
-            "files_left_waiting": list(self.files_left_waiting),
+            "files_left_waiting": [asdict(w) for w in self.files_left_waiting],
             "rows_total": self.rows_total,
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
@@ -104,7 +106,7 @@ class RunSummary:
             "rows_held": self.rows_held,
             "months_recomputed": self.months_recomputed,
             "top_performers": self.top_performers,
-            "recovered_runs": self.recovered_runs,
+            "recovered_runs": [r.to_json() for r in self.recovered_runs],
             "replayable_rows": self.replayable_rows,
             "replayable_watermark": self.replayable_watermark,
             "stage_seconds": self.stage_seconds,
@@ -116,6 +118,12 @@ class RunSummary:
         """The model of a JSON summary (:meth:`to_json`; the counts are derived again)."""
         values = {f.name: summary[f.name] for f in fields(cls) if f.name in summary}
         values["files"] = [FileFate.from_json(entry) for entry in summary.get("files", [])]
+        values["files_left_waiting"] = [
+            WaitingFile(**entry) for entry in summary.get("files_left_waiting", [])
+        ]
+        values["recovered_runs"] = [
+            RecoveredRun(**entry) for entry in summary.get("recovered_runs", [])
+        ]
         return cls(**values)
 
 
@@ -125,10 +133,10 @@ def build_summary(
     batch_id: str | None,
     files: Sequence[FileFate],
     stats: BatchStats | None,
-    reporting: Mapping[str, Any] | None,
-    recovered: list[dict[str, Any]],
+    reporting: MonthsRecomputed | None,
+    recovered: list[RecoveredRun],
     stage_seconds: dict[str, float] | None = None,
-    left_waiting: list[dict[str, str]] | None = None,
+    left_waiting: list[WaitingFile] | None = None,
     replayable_rows: int | None = None,
     replayable_watermark: str | None = None,
 ) -> RunSummary:
@@ -139,7 +147,6 @@ def build_summary(
     Spark did not run); ``reporting``: the months recomputed (``tasks.reporting.
     recompute_months``; None when none was). The other arguments are :class:`RunSummary`'s.
     """
-    reporting = reporting or {}
     return RunSummary(
         run_id=run_id,
         batch_id=batch_id,
@@ -149,15 +156,15 @@ def build_summary(
         rows_loaded=stats.rows_loaded if stats else 0,
         rows_quarantined=stats.rows_quarantined if stats else 0,
         quarantine_reasons=stats.quarantine_reasons if stats else {},
-        months_recomputed=reporting.get("months", []),
-        top_performers=reporting.get("top_performers", []),
+        months_recomputed=reporting.months if reporting else [],
+        top_performers=reporting.top_performers if reporting else [],
         recovered_runs=recovered,
         replayable_rows=replayable_rows,
         replayable_watermark=replayable_watermark,
         stage_seconds=stage_seconds if stage_seconds is not None else {},
         stage_details={
             MARTS_STAGE: stats.stage_seconds if stats else {},
-            REPORTING_STAGE: reporting.get("stage_seconds", {}),
+            REPORTING_STAGE: reporting.stage_seconds if reporting else {},
         },
     )
 
@@ -175,7 +182,7 @@ def format_summary(summary: RunSummary | Mapping[str, Any]) -> str:
     lines = []
     for action in summary.recovered_runs:
         lines.append(
-            f"recovered interrupted run {action['run_id']} (batch {action['batch_id']}): {action['action']}"
+            f"recovered interrupted run {action.run_id} (batch {action.batch_id}): {action.action}"
         )
     if not summary.files:
         lines.append("No files waiting in to_process/: nothing to do.")
@@ -188,7 +195,7 @@ def format_summary(summary: RunSummary | Mapping[str, Any]) -> str:
     for f in summary.rejected_files:
         lines.append(f"  - {f.key}: {f.outcome} ({f.reason})")
     for f in summary.files_left_waiting:
-        lines.append(f"  - {f['file']}: left in to_process/ ({f['reason']})")
+        lines.append(f"  - {f.file}: left in to_process/ ({f.reason})")
     held = f"; {summary.rows_held} in held files" if summary.rows_held else ""
     lines.append(
         f"Rows: {summary.rows_total} read, {summary.rows_loaded} loaded, "

@@ -31,12 +31,9 @@ if TYPE_CHECKING:
 
 
 @task(name="list-incoming-files", cache_policy=NO_CACHE, **retry_options())
-def list_incoming_files(settings: Settings) -> list[dict[str, Any]]:
-    """The files waiting in ``to_process/``: ``key``, ``size`` (bytes), ``version`` each."""
-    listed = [
-        {"key": o.key, "size": o.size, "version": o.version}
-        for o in journal.incoming_files(open_store(settings.landing))
-    ]
+def list_incoming_files(settings: Settings) -> list[ObjectInfo]:
+    """The files waiting in ``to_process/`` (:func:`sales_etl.journal.incoming_files`)."""
+    listed = journal.incoming_files(open_store(settings.landing))
     get_run_logger().info("%d file(s) waiting in %s/", len(listed), TO_PROCESS)
     return listed
 
@@ -55,7 +52,7 @@ def open_run(
 
 @task(name="claim-files", cache_policy=NO_CACHE, **retry_options())
 def claim_incoming_files(
-    settings: Settings, run_id: str, batch_id: str, listed: list[dict[str, Any]]
+    settings: Settings, run_id: str, batch_id: str, listed: list[ObjectInfo]
 ) -> list[str]:
     """Copy exactly the listed version of each file into the run's claim folder; returns the
     keys claimed (a file changed since listing is left for the next run)."""
@@ -66,7 +63,7 @@ def claim_incoming_files(
             open_store(settings.landing),
             run_id,
             batch_id,
-            [ObjectInfo(o["key"], o["size"], o["version"]) for o in listed],
+            listed,
         )
     finally:
         engine.dispose()
@@ -228,15 +225,13 @@ def apply_spark_outcome(fates: Sequence[FileFate], stats: BatchStats) -> list[Fi
 
 @task(name="files-left-waiting", cache_policy=NO_CACHE, **retry_options())
 def files_left_waiting(
-    settings: Settings, listed: list[dict[str, Any]], claimed: list[str]
-) -> list[dict[str, str]]:
-    """The listed files still in ``to_process/`` after the run settled its claims.
-
-    Returns ``{"file": key, "reason": ...}`` each (:func:`sales_etl.journal.left_waiting`).
-    """
-    left = journal.left_waiting(open_store(settings.landing), [o["key"] for o in listed], claimed)
+    settings: Settings, listed: list[ObjectInfo], claimed: list[str]
+) -> list[journal.WaitingFile]:
+    """The listed files still in ``to_process/`` after the run settled its claims, and why
+    (:func:`sales_etl.journal.left_waiting`)."""
+    left = journal.left_waiting(open_store(settings.landing), [o.key for o in listed], claimed)
     for entry in left:
-        get_run_logger().warning("left in to_process/: %s (%s)", entry["file"], entry["reason"])
+        get_run_logger().warning("left in to_process/: %s (%s)", entry.file, entry.reason)
     return left
 
 

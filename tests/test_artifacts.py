@@ -31,6 +31,7 @@ from sales_etl.settings import Settings
 from sales_etl.summary import RunSummary, build_summary, format_summary
 from sales_etl.tasks.files import apply_spark_outcome
 from sales_etl.tasks.marts import summarise_outcomes
+from sales_etl.tasks.reporting import MonthsRecomputed
 from sales_etl.validators.model import MANDATORY_COLUMNS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -93,7 +94,12 @@ def run_summary() -> RunSummary:
         batch_id="20240401_020000",
         files=apply_spark_outcome(validated(), stats),
         stats=stats,
-        reporting={"months": stats.months, "top_performers": TOP_PERFORMERS},
+        reporting=MonthsRecomputed(
+            months=stats.months,
+            customer_month_rows=9,
+            incentive_rows=3,
+            top_performers=TOP_PERFORMERS,
+        ),
         recovered=[],
     )
 
