@@ -29,14 +29,7 @@ from sales_etl.layout import (
     incoming_prefix,
 )
 from sales_etl.mart_batches import publish_batch
-from sales_etl.settings import Settings
-from sales_etl.spark import active_spark
-from sales_etl.storage import ObjectStore, open_store
-from sales_etl.tasks.dimensions import run_dimensions
-from sales_etl.tasks.partials import write_batch_partials
-from sales_etl.tasks.poison import InputFile, classify_without_poison_files
-from sales_etl.tasks.retry import retry_options
-from sales_etl.tasks.transform import (
+from sales_etl.rules.transform import (
     CORRUPT_COLUMN,
     Dimensions,
     classify_sales,
@@ -48,6 +41,13 @@ from sales_etl.tasks.transform import (
     sales_team_mart,
     with_source_file,
 )
+from sales_etl.settings import Settings
+from sales_etl.spark import active_spark
+from sales_etl.storage import ObjectStore, open_store
+from sales_etl.tasks.dimensions import run_dimensions
+from sales_etl.tasks.partials import write_batch_partials
+from sales_etl.tasks.poison import InputFile, classify_without_poison_files
+from sales_etl.tasks.retry import retry_options
 from sales_etl.timing import StageClock
 from sales_etl.validators.model import SPARK_CSV_MAX_COLUMNS, TOO_MANY_BAD_ROWS
 from sales_etl.validators.schemas import validate_mart_frame

@@ -1,6 +1,6 @@
 """Replay quarantined rows against today's dimension tables and row rules (issue 15).
 
-The rules are :func:`sales_etl.tasks.transform.classify_sales`, applied to the original
+The rules are :func:`sales_etl.rules.transform.classify_sales`, applied to the original
 strings the quarantine kept; nothing here judges a row itself. The protocol (a journal run of
 kind ``replay``, the ``quarantine_ledger``, the invariants) is docs/architecture.md
 "Replaying quarantined rows"; the flow is ``flows/replay_flow.py``.
@@ -37,6 +37,13 @@ from sales_etl.db.schema import (
 from sales_etl.errors import ConfigError
 from sales_etl.faults import crash_point
 from sales_etl.layout import CLASSIFIED, QUARANTINE, SALES_PERSON_MONTH_PARTIALS, incoming_prefix
+from sales_etl.rules.transform import (
+    Dimensions,
+    classify_sales,
+    reason_codes,
+    sales_person_month_partials,
+    sales_team_mart,
+)
 from sales_etl.settings import Settings
 from sales_etl.spark import active_spark
 from sales_etl.storage import ObjectStore, open_store
@@ -45,13 +52,6 @@ from sales_etl.tasks.marts import _write, write_sale_marts
 from sales_etl.tasks.partials import read_partials
 from sales_etl.tasks.reporting import MonthsRecomputed, month_incentive_rows, recompute_months
 from sales_etl.tasks.retry import retry_options
-from sales_etl.tasks.transform import (
-    Dimensions,
-    classify_sales,
-    reason_codes,
-    sales_person_month_partials,
-    sales_team_mart,
-)
 from sales_etl.timing import StageClock
 from sales_etl.validators.model import MANDATORY_COLUMNS
 

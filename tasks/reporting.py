@@ -25,18 +25,18 @@ from sales_etl.db.schema import customer_monthly_purchase, sales_team_incentive
 from sales_etl.faults import crash_point
 from sales_etl.journal import mark_loaded
 from sales_etl.layout import CUSTOMER_MONTH_PARTIALS, SALES_PERSON_MONTH_PARTIALS
-from sales_etl.settings import Settings
-from sales_etl.spark import active_spark
-from sales_etl.storage import open_store
-from sales_etl.tasks.dimensions import run_dimensions
-from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
-from sales_etl.tasks.partials import backfill_partials, read_partials
-from sales_etl.tasks.retry import retry_options
-from sales_etl.tasks.transform import (
+from sales_etl.rules.incentives import Incentive, SalesTotal, compute_incentives
+from sales_etl.rules.transform import (
     Dimensions,
     customer_month_totals,
     sales_person_store_month_totals,
 )
+from sales_etl.settings import Settings
+from sales_etl.spark import active_spark
+from sales_etl.storage import open_store
+from sales_etl.tasks.dimensions import run_dimensions
+from sales_etl.tasks.partials import backfill_partials, read_partials
+from sales_etl.tasks.retry import retry_options
 from sales_etl.timing import StageClock
 
 INSERT_CHUNK = 5000
@@ -167,7 +167,7 @@ def month_incentive_rows(
 ) -> list[dict[str, Any]]:
     """``sales_team_incentive`` rows of the months in ``partials`` (sales person partial
     aggregates: ``sales_month``, ``store_id``, ``sales_person_id``, ``total_sales``;
-    :func:`~sales_etl.tasks.transform.sales_person_month_partials`); [] for None."""
+    :func:`~sales_etl.rules.transform.sales_person_month_partials`); [] for None."""
     if partials is None:
         return []
     person_totals = [
