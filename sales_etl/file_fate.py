@@ -40,6 +40,24 @@ _OPTIONAL_JSON_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class FileHold:
+    """Why the Spark stage took an accepted file out of its batch, whole (issue 12, 13 §2).
+
+    ``category``: its ``error_files/<category>/`` folder (``too_many_bad_rows``, ``unknown``);
+    ``reason``: one sentence for the operator. When the file's rows were read and judged (too
+    many bad rows: ``tasks.marts.bad_row_hold``): ``rows_total``, ``rows_bad`` and
+    ``top_reasons`` (reason code -> rows, most frequent first); None when Spark could not read
+    it (``tasks.poison.poison_hold``).
+    """
+
+    category: str
+    reason: str
+    rows_total: int | None = None
+    rows_bad: int | None = None
+    top_reasons: dict[str, int] | None = None
+
+
 @dataclass
 class FileVerdict:
     """What the validators decided about one file.

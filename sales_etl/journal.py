@@ -60,7 +60,7 @@ from sales_etl.db.schema import (
 )
 from sales_etl.errors import UserError
 from sales_etl.faults import crash_point
-from sales_etl.file_fate import FileFate
+from sales_etl.file_fate import FileFate, FileHold
 from sales_etl.layout import TO_PROCESS, error_key, incoming_prefix, processed_key
 from sales_etl.mart_batches import drop_scratch, rollback_batch
 from sales_etl.storage import ObjectInfo, ObjectStore, StorageError, safe_key
@@ -474,7 +474,7 @@ def hold_files(
     landing: ObjectStore,
     run_id: str,
     batch_id: str,
-    holds: Mapping[str, Mapping[str, Any]],
+    holds: Mapping[str, FileHold],
 ) -> int:
     """Take files out of a run after its Spark stage, whole; returns files moved.
 
@@ -489,12 +489,12 @@ def hold_files(
     """
     values = {}
     for key, hold in holds.items():
-        total = hold.get("rows_total")
+        total = hold.rows_total
         values[key] = {
             "status": REJECTED,
-            "category": hold["category"],
-            "reason": hold["reason"],
-            "target_location": error_key(hold["category"], batch_id, key),
+            "category": hold.category,
+            "reason": hold.reason,
+            "target_location": error_key(hold.category, batch_id, key),
             "rows_total": total,
             "rows_loaded": None if total is None else 0,
             "rows_quarantined": None if total is None else 0,

@@ -18,7 +18,7 @@ from sales_etl import journal
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import CLAIMED, KIND_NIGHTLY
 from sales_etl.faults import crash_point
-from sales_etl.file_fate import MULTILINE, SPLIT_BY_LINE, FileFate
+from sales_etl.file_fate import MULTILINE, SPLIT_BY_LINE, FileFate, FileHold
 from sales_etl.layout import TO_PROCESS
 from sales_etl.settings import Settings
 from sales_etl.storage import ObjectInfo, ObjectStore, open_store
@@ -168,13 +168,11 @@ def route_rejected_files(settings: Settings, run_id: str) -> int:
 
 
 @task(name="hold-files", cache_policy=NO_CACHE, **retry_options())
-def hold_files(
-    settings: Settings, run_id: str, batch_id: str, holds: dict[str, dict[str, Any]]
-) -> int:
+def hold_files(settings: Settings, run_id: str, batch_id: str, holds: dict[str, FileHold]) -> int:
     """Take accepted files out of the batch after the Spark stage, whole; returns files moved.
 
-    ``holds``: file key -> ``category`` and ``reason`` (plus ``rows_total`` when known), e.g.
-    the :func:`sales_etl.tasks.marts.bad_row_hold` records. The caller must already have kept
+    ``holds``: file key -> why (e.g. :func:`sales_etl.tasks.marts.bad_row_hold`). The caller
+    must already have kept
     the files' rows out of the marts. See :func:`sales_etl.journal.hold_files`.
     """
     engine = make_engine(settings.database_url)
@@ -184,7 +182,7 @@ def hold_files(
         engine.dispose()
     logger = get_run_logger()
     for key, hold in holds.items():
-        logger.warning("held %s -> error_files/%s/: %s", key, hold["category"], hold["reason"])
+        logger.warning("held %s -> error_files/%s/: %s", key, hold.category, hold.reason)
     return moved
 
 
@@ -200,15 +198,15 @@ def apply_spark_outcome(fates: Sequence[FileFate], stats: BatchStats) -> list[Fi
     for fate in fates:
         hold = stats.held.get(fate.key)
         if hold is not None:
-            fate = fate.rejected(hold["category"], hold["reason"])
-            if "rows_total" in hold:  # read, judged, then held: none loaded or quarantined
+            fate = fate.rejected(hold.category, hold.reason)
+            if hold.rows_total is not None:  # read, judged, then held: none loaded or quarantined
                 fate = replace(
                     fate,
-                    rows_total=hold["rows_total"],
+                    rows_total=hold.rows_total,
                     rows_loaded=0,
                     rows_quarantined=0,
-                    rows_bad=hold["rows_bad"],
-                    top_reasons=hold["top_reasons"],
+                    rows_bad=hold.rows_bad,
+                    top_reasons=hold.top_reasons,
                 )
         elif fate.accepted:
             counts = stats.per_file.get(fate.key, {})

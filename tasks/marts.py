@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from sales_etl.db.engine import make_engine
 from sales_etl.faults import crash_point
+from sales_etl.file_fate import FileHold
 from sales_etl.journal import claimed_copies
 from sales_etl.layout import (
     CLASSIFIED,
@@ -81,11 +82,12 @@ class BatchStats:
     """Row outcomes of one batch: small enough to return from a task and to log.
 
     ``per_file``, ``months`` and the row totals cover the files that stay in the batch; a file
-    in ``held`` (key -> :func:`bad_row_hold` record) is taken out of it whole and counts nowhere.
+    in ``held`` (key -> why: :func:`bad_row_hold`, ``tasks.poison.poison_hold``) is taken out
+    of it whole and counts nowhere.
     """
 
     per_file: dict[str, dict[str, int]] = field(default_factory=dict)
-    held: dict[str, dict[str, Any]] = field(default_factory=dict)
+    held: dict[str, FileHold] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     months: list[str] = field(default_factory=list)
     rows_total: int = 0
@@ -191,15 +193,15 @@ def read_modes(files: Sequence[tuple[str, Sequence[str]]], splittable: Collectio
 
 def bad_row_hold(
     counts: Mapping[str, int], reasons: Mapping[str, int], max_bad_row_fraction: float
-) -> dict[str, Any] | None:
-    """The hold record of a file whose quarantined share of rows exceeds the limit, else None.
+) -> FileHold | None:
+    """The hold of a file whose quarantined share of rows exceeds the limit, else None.
 
     ``counts``: the file's ``total`` / ``quarantined`` rows; ``reasons``: quarantined rows per
     reason. The rule (issue 12, ``SALES_ETL_MAX_BAD_ROW_FRACTION``): held when
     quarantined / total > ``max_bad_row_fraction``, compared exactly (as fractions, not floats);
-    a file with no rows is never held, and a limit of 1.0 holds nothing. Returns
-    ``{"category": "too_many_bad_rows", "reason": <one sentence>, "rows_total", "rows_bad",
-    "top_reasons": {reason: rows}}`` (the :data:`TOP_REASONS` most frequent, ties by name).
+    a file with no rows is never held, and a limit of 1.0 holds nothing. The hold: category
+    ``too_many_bad_rows``, a one-sentence reason, ``rows_total``, ``rows_bad`` and
+    ``top_reasons`` (the :data:`TOP_REASONS` most frequent, ties by name).
     """
     total, bad = int(counts["total"]), int(counts["quarantined"])
     limit = Fraction(repr(float(max_bad_row_fraction)))  # 0.1 means exactly 1/10
@@ -212,13 +214,7 @@ def bad_row_hold(
         + ", ".join(f"{r} {n}" for r, n in top.items())
         + ". Nothing of it was loaded or quarantined: fix the file and send it again"
     )
-    return {
-        "category": TOO_MANY_BAD_ROWS,
-        "reason": reason,
-        "rows_total": total,
-        "rows_bad": bad,
-        "top_reasons": top,
-    }
+    return FileHold(TOO_MANY_BAD_ROWS, reason, rows_total=total, rows_bad=bad, top_reasons=top)
 
 
 def summarise_outcomes(

@@ -45,17 +45,17 @@ def test_the_hold_names_counts_and_the_three_most_frequent_reasons() -> None:
                "unknown_customer_id": 3}  # fmt: skip
     hold = bad_row_hold(_counts(10, 7), reasons, 0.5)
     assert hold is not None
-    assert hold["category"] == "too_many_bad_rows"
-    assert (hold["rows_total"], hold["rows_bad"]) == (10, 7)
+    assert hold.category == "too_many_bad_rows"
+    assert (hold.rows_total, hold.rows_bad) == (10, 7)
     # Most frequent first; the tie (1 each) goes to the name first in alphabetical order.
-    assert hold["top_reasons"] == {
+    assert hold.top_reasons == {
         "unknown_customer_id": 3,
         "invalid_price": 2,
         "missing_sales_date": 1,
     }
-    assert hold["reason"].startswith("7 of 10 rows (70%) are bad")
-    assert "SALES_ETL_MAX_BAD_ROW_FRACTION=0.5" in hold["reason"]
-    assert "unknown_customer_id 3, invalid_price 2, missing_sales_date 1" in hold["reason"]
+    assert hold.reason.startswith("7 of 10 rows (70%) are bad")
+    assert "SALES_ETL_MAX_BAD_ROW_FRACTION=0.5" in hold.reason
+    assert "unknown_customer_id 3, invalid_price 2, missing_sales_date 1" in hold.reason
 
 
 def test_held_files_count_nowhere_in_the_batch_figures() -> None:
