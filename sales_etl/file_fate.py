@@ -40,6 +40,15 @@ _OPTIONAL_JSON_FIELDS = (
 )
 
 
+@dataclass
+class RowCounts:
+    """The rows the Spark stage read from one file: ``total`` = ``loaded`` + ``quarantined``."""
+
+    total: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+
+
 @dataclass(frozen=True)
 class FileHold:
     """Why the Spark stage took an accepted file out of its batch, whole (issue 12, 13 §2).

@@ -60,7 +60,7 @@ from sales_etl.db.schema import (
 )
 from sales_etl.errors import UserError
 from sales_etl.faults import crash_point
-from sales_etl.file_fate import FileFate, FileHold
+from sales_etl.file_fate import FileFate, FileHold, RowCounts
 from sales_etl.layout import TO_PROCESS, error_key, incoming_prefix, processed_key
 from sales_etl.mart_batches import drop_scratch, rollback_batch
 from sales_etl.storage import ObjectInfo, ObjectStore, StorageError, safe_key
@@ -453,16 +453,16 @@ def _update_active_rows(
             )
 
 
-def record_row_counts(engine: Engine, run_id: str, counts: dict[str, dict[str, int]]) -> None:
+def record_row_counts(engine: Engine, run_id: str, counts: Mapping[str, RowCounts]) -> None:
     """Store rows total / loaded / quarantined on each ACTIVE staging row of the run."""
     _update_active_rows(
         engine,
         run_id,
         {
             key: {
-                "rows_total": c["total"],
-                "rows_loaded": c["loaded"],
-                "rows_quarantined": c["quarantined"],
+                "rows_total": c.total,
+                "rows_loaded": c.loaded,
+                "rows_quarantined": c.quarantined,
             }
             for key, c in counts.items()
         },

@@ -209,13 +209,13 @@ def apply_spark_outcome(fates: Sequence[FileFate], stats: BatchStats) -> list[Fi
                     top_reasons=hold.top_reasons,
                 )
         elif fate.accepted:
-            counts = stats.per_file.get(fate.key, {})
+            counts = stats.per_file.get(fate.key)
             fate = replace(
                 fate,
                 spark_read=SPLIT_BY_LINE if fate.key in stats.split_by_line else MULTILINE,
-                rows_total=counts.get("total"),
-                rows_loaded=counts.get("loaded"),
-                rows_quarantined=counts.get("quarantined"),
+                rows_total=counts.total if counts else None,
+                rows_loaded=counts.loaded if counts else None,
+                rows_quarantined=counts.quarantined if counts else None,
             )
         settled.append(fate)
     return settled

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from sales_etl.db.engine import make_engine
 from sales_etl.faults import crash_point
-from sales_etl.file_fate import FileHold
+from sales_etl.file_fate import FileHold, RowCounts
 from sales_etl.journal import claimed_copies
 from sales_etl.layout import (
     CLASSIFIED,
@@ -86,7 +86,7 @@ class BatchStats:
     of it whole and counts nowhere.
     """
 
-    per_file: dict[str, dict[str, int]] = field(default_factory=dict)
+    per_file: dict[str, RowCounts] = field(default_factory=dict)
     held: dict[str, FileHold] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     months: list[str] = field(default_factory=list)
@@ -192,18 +192,18 @@ def read_modes(files: Sequence[tuple[str, Sequence[str]]], splittable: Collectio
 
 
 def bad_row_hold(
-    counts: Mapping[str, int], reasons: Mapping[str, int], max_bad_row_fraction: float
+    counts: RowCounts, reasons: Mapping[str, int], max_bad_row_fraction: float
 ) -> FileHold | None:
     """The hold of a file whose quarantined share of rows exceeds the limit, else None.
 
-    ``counts``: the file's ``total`` / ``quarantined`` rows; ``reasons``: quarantined rows per
+    ``counts``: the file's rows; ``reasons``: quarantined rows per
     reason. The rule (issue 12, ``SALES_ETL_MAX_BAD_ROW_FRACTION``): held when
     quarantined / total > ``max_bad_row_fraction``, compared exactly (as fractions, not floats);
     a file with no rows is never held, and a limit of 1.0 holds nothing. The hold: category
     ``too_many_bad_rows``, a one-sentence reason, ``rows_total``, ``rows_bad`` and
     ``top_reasons`` (the :data:`TOP_REASONS` most frequent, ties by name).
     """
-    total, bad = int(counts["total"]), int(counts["quarantined"])
+    total, bad = int(counts.total), int(counts.quarantined)
     limit = Fraction(repr(float(max_bad_row_fraction)))  # 0.1 means exactly 1/10
     if total == 0 or Fraction(bad, total) <= limit:
         return None
@@ -227,16 +227,16 @@ def summarise_outcomes(
     Every key of ``keys`` gets a ``per_file`` entry (a header-only file has zero rows) unless
     :func:`bad_row_hold` holds it; held files are left out of every other figure.
     """
-    counts = {k: {"total": 0, "loaded": 0, "quarantined": 0} for k in keys}
+    counts = {k: RowCounts() for k in keys}
     reasons: dict[str, Counter[str]] = {k: Counter() for k in counts}
     months: dict[str, set[str]] = {k: set() for k in counts}
     for key, reason, month, rows in outcomes:
-        counts[key]["total"] += rows
+        counts[key].total += rows
         if reason is None:
-            counts[key]["loaded"] += rows
+            counts[key].loaded += rows
             months[key].add(month)  # type: ignore[arg-type]  # loaded rows have a month
         else:
-            counts[key]["quarantined"] += rows
+            counts[key].quarantined += rows
             reasons[key][reason] += rows
     stats = BatchStats()
     kept_reasons: Counter[str] = Counter()
@@ -251,9 +251,9 @@ def summarise_outcomes(
         kept_months |= months[key]
     stats.months = sorted(kept_months)
     stats.quarantine_reasons = dict(sorted(kept_reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-    stats.rows_total = sum(c["total"] for c in stats.per_file.values())
-    stats.rows_loaded = sum(c["loaded"] for c in stats.per_file.values())
-    stats.rows_quarantined = sum(c["quarantined"] for c in stats.per_file.values())
+    stats.rows_total = sum(c.total for c in stats.per_file.values())
+    stats.rows_loaded = sum(c.loaded for c in stats.per_file.values())
+    stats.rows_quarantined = sum(c.quarantined for c in stats.per_file.values())
     return stats
 
 

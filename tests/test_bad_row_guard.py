@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import pytest
 
+from sales_etl.file_fate import RowCounts
 from sales_etl.tasks.marts import bad_row_hold, summarise_outcomes
 
 A, B, C = "to_process/a.csv", "to_process/b.csv", "to_process/c.csv"
 
 
-def _counts(total: int, bad: int) -> dict[str, int]:
-    return {"total": total, "loaded": total - bad, "quarantined": bad}
+def _counts(total: int, bad: int) -> RowCounts:
+    return RowCounts(total=total, loaded=total - bad, quarantined=bad)
 
 
 @pytest.mark.parametrize(
@@ -69,8 +70,8 @@ def test_held_files_count_nowhere_in_the_batch_figures() -> None:
     stats = summarise_outcomes(outcomes, [A, B, C], 0.5)  # c: header only
     assert set(stats.held) == {B}
     assert stats.per_file == {
-        A: {"total": 4, "loaded": 3, "quarantined": 1},
-        C: {"total": 0, "loaded": 0, "quarantined": 0},
+        A: RowCounts(total=4, loaded=3, quarantined=1),
+        C: RowCounts(total=0, loaded=0, quarantined=0),
     }
     assert stats.months == ["2024-03"]  # May only had rows of the held file
     assert stats.quarantine_reasons == {"invalid_price": 1}
