@@ -2,8 +2,8 @@
 # The sales-etl image: the `sales-etl` command, the Prefect flow and a Prefect worker, a Java
 # runtime for Spark and the s3a connector jars (hadoop-aws + the AWS SDK modules it uses,
 # scripts/fetch-jars.sh, the script CI runs). The project is installed non-editable into the venv
-# /opt/sales-etl/.venv; /opt/sales-etl also holds prefect.yaml and flows/ (the deployments'
-# entrypoint path) and the entrypoint script.
+# /opt/sales-etl/.venv; /opt/sales-etl also holds prefect.yaml (its deployments' entrypoints are
+# the installed modules sales_etl.flows.*) and the entrypoint script.
 #
 #   docker build -t sales-etl:0.1.0 .          # the tag prefect.yaml's nightly-docker runs
 #   docker run --rm -v sales-etl-data:/data sales-etl:0.1.0 demo
@@ -45,10 +45,9 @@ COPY validators ./validators
 COPY plugins ./plugins
 COPY scripts ./scripts
 # Non-editable: the wheel's files go into the venv's site-packages (pip builds it in isolation).
-# The package sources are then removed, so nothing can import them instead of the installed ones;
-# flows/ stays: it is the deployments' entrypoint path (prefect.yaml).
+# The package sources are then removed, so nothing can import them instead of the installed ones.
 RUN "$SALES_ETL_VENV/bin/python" -m pip install -q . \
- && rm -rf build ./*.egg-info /root/.cache sales_etl tasks validators
+ && rm -rf build ./*.egg-info /root/.cache sales_etl flows tasks validators
 
 # --- run: a Java runtime (no JDK, no Maven), the venv and jars, a non-root user -----------------
 FROM ${PYTHON_IMAGE}

@@ -1,6 +1,6 @@
 """The reference: the pipeline's transform + mart work done by DuckDB over the same files.
 
-Same row rules as ``tasks/transform.py`` (trim, empty -> missing, a value that does not parse
+Same row rules as ``sales_etl/rules/transform.py`` (trim, empty -> missing, a value that does not parse
 is invalid, the same reason codes in the same order), written the way a DuckDB user would:
 ``TRY_CAST`` and plain comparisons, no regular expressions (issue 16: gating every cast behind
 a regex slowed DuckDB down and flattered the ratio). On values the generator never writes the

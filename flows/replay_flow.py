@@ -26,6 +26,7 @@ from sales_etl.tasks.preflight import preflight
 from sales_etl.tasks.recovery import recover_interrupted_runs
 from sales_etl.tasks.replay import (
     ReplaySelection,
+    ReplaySummary,
     commit_replay,
     judge_replay,
     replay_dry_run,
@@ -74,12 +75,11 @@ def sales_etl_replay_flow(
         refuse_when_run_in_progress(settings)
         try:
             start_spark(settings, "sales-etl-replay")
-            report = replay_dry_run(settings, selection)
+            data = replay_dry_run(settings, selection).to_json()
         finally:
             stop_spark()
-        summary = {"kind": KIND_REPLAY, "batch_id": None, **report}
-        publish_replay_artifacts(summary)
-        return summary
+        publish_replay_artifacts(data)
+        return data
     run_id = uuid.uuid4().hex
     open_pipeline(settings, run_id)
     engine = make_engine(settings.database_url)
@@ -93,20 +93,13 @@ def sales_etl_replay_flow(
             start_spark(settings, "sales-etl-replay")
         with clock.stage("judge quarantine"):
             plan = judge_replay(settings, selection)
-        summary: dict[str, Any] = {
-            "kind": KIND_REPLAY,
-            "batch_id": None,
-            "dry_run": False,
-            **plan,
-            "rows_loaded": 0,
-            "recovered": recovered,
-            "reporting": None,
-        }
-        if not (plan["rows_loadable"] or plan["reasons_updated"]):
+        if not plan.has_work:
             logger.info("replay: nothing to load and no reason changed; no batch opened")
-            summary["stage_seconds"] = dict(clock.seconds)
-            publish_replay_artifacts(summary)
-            return summary
+            data = ReplaySummary(
+                plan, recovered=recovered, stage_seconds=dict(clock.seconds)
+            ).to_json()
+            publish_replay_artifacts(data)
+            return data
         batch_id = open_run(settings, run_id, _flow_run_id(), KIND_REPLAY)
         crash_point("after_replay_opened")
         with clock.stage("marts (spark)"):
@@ -114,23 +107,24 @@ def sales_etl_replay_flow(
         with clock.stage("publish marts"):
             publish_marts(settings, batch_id)
         with clock.stage("reporting tables + ledger (one transaction)"):
-            reporting = commit_replay(settings, run_id, batch_id, written["months"])
-        summary.update(written)
-        summary.update(
+            reporting = commit_replay(settings, run_id, batch_id, written.months)
+        data = ReplaySummary(
+            written,
             batch_id=batch_id,
-            rows_loaded=written["rows_loadable"],
+            rows_loaded=written.rows_loadable,
+            recovered=recovered,
             reporting=reporting,
             stage_seconds=dict(clock.seconds),
-        )
-        finish_run(settings, run_id, batch_id, summary)
+        ).to_json()
+        finish_run(settings, run_id, batch_id, data)
         logger.info(
             "replay batch %s: %d row(s) loaded, months %s",
             batch_id,
-            summary["rows_loaded"],
-            ", ".join(summary["months"]) or "none",
+            written.rows_loadable,
+            ", ".join(written.months) or "none",
         )
-        publish_replay_artifacts(summary)  # the replay's report in the UI
-        return summary
+        publish_replay_artifacts(data)  # the replay's report in the UI
+        return data
     except BaseException as exc:
         rolled_back = None
         if batch_id is not None:

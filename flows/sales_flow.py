@@ -17,11 +17,12 @@ from sqlalchemy import Engine
 
 from sales_etl.artifacts import publish_failure_artifacts, publish_run_artifacts
 from sales_etl.db.engine import make_engine
+from sales_etl.file_fate import FileFate
 from sales_etl.settings import Settings
 from sales_etl.spark import start_spark, start_spark_in_background, stop_spark
-from sales_etl.summary import build_summary
+from sales_etl.summary import MARTS_STAGE, REPORTING_STAGE, build_summary
 from sales_etl.tasks.files import (
-    apply_holds,
+    apply_spark_outcome,
     archive_accepted_files,
     claim_incoming_files,
     files_left_waiting,
@@ -98,7 +99,7 @@ def sales_etl_flow(
         publish_failure_artifacts(settings, exc, batch_id=None)
         raise
     batch_id: str | None = None
-    plans: list[dict[str, Any]] = []
+    fates: list[FileFate] = []
     try:
         with clock.stage("recover interrupted runs"):
             recovered = recover_interrupted_runs(settings)
@@ -111,57 +112,56 @@ def sales_etl_flow(
             summary = build_summary(
                 run_id=run_id,
                 batch_id=None,
-                plans=[],
+                files=[],
                 stats=None,
                 reporting=None,
                 recovered=recovered,
                 stage_seconds=dict(clock.seconds),
             )
             publish_run_artifacts(summary, settings)  # the run's report in the UI
-            return summary
+            return summary.to_json()
         with clock.stage("claim files"):
             batch_id = open_run(settings, run_id, _flow_run_id())
             claimed = claim_incoming_files(settings, run_id, batch_id, listed)
         with clock.stage("validate files"):
-            plans = validate_claimed_files(settings, run_id, batch_id)
+            fates = validate_claimed_files(settings, run_id, batch_id)
         with clock.stage("route rejected files"):
             route_rejected_files(settings, run_id)
-        accepted = [(p["key"], p["header"]) for p in plans if p["accepted"]]
-        line_fields = {p["key"]: p.get("max_line_fields", 0) for p in plans if p["accepted"]}
-        splittable = [p["key"] for p in plans if p["accepted"] and p.get("splittable")]
+        accepted_fates = [f for f in fates if f.accepted]
+        accepted = [(f.key, f.header or []) for f in accepted_fates]
+        line_fields = {f.key: f.max_line_fields for f in accepted_fates}
+        splittable = [f.key for f in accepted_fates if f.splittable]
         stats = reporting = replayable = watermark = None
         if accepted:
             try:
                 with clock.stage("spark start"):
                     start_spark(settings)
-                with clock.stage("marts (spark)"):
+                with clock.stage(MARTS_STAGE):
                     stats = build_marts(settings, batch_id, accepted, line_fields, splittable)
-                if stats["held"]:  # too many bad rows, or Spark failed on it: out, whole
+                if stats.held:  # too many bad rows, or Spark failed on it: out, whole
                     with clock.stage("hold files"):
-                        hold_files(settings, run_id, batch_id, stats["held"])
-                    plans = apply_holds(plans, stats["held"])
+                        hold_files(settings, run_id, batch_id, stats.held)
+                fates = apply_spark_outcome(fates, stats)
                 with clock.stage("record rows, publish marts"):
-                    record_file_rows(settings, run_id, stats["per_file"])
+                    record_file_rows(settings, run_id, stats.per_file)
                     publish_marts(settings, batch_id)
-                if stats["months"]:
-                    with clock.stage("reporting tables (spark + db)"):
-                        reporting = load_reporting_tables(
-                            settings, run_id, batch_id, stats["months"]
-                        )
+                if stats.months:
+                    with clock.stage(REPORTING_STAGE):
+                        reporting = load_reporting_tables(settings, run_id, batch_id, stats.months)
                 with clock.stage("count replayable rows"):
                     replayable, watermark = count_replayable(settings, batch_id)
             finally:
                 with clock.stage("spark stop"):
                     stop_spark()
         with clock.stage("archive"):
-            if not (stats and stats["months"]):
+            if not (stats and stats.months):
                 commit_empty_batch(settings, run_id)
             archive_accepted_files(settings, run_id)
             left = files_left_waiting(settings, listed, claimed)
         summary = build_summary(
             run_id=run_id,
             batch_id=batch_id,
-            plans=plans,
+            files=fates,
             left_waiting=left,
             stats=stats,
             reporting=reporting,
@@ -170,16 +170,16 @@ def sales_etl_flow(
             replayable_rows=replayable,
             replayable_watermark=watermark,
         )
-        finish_run(settings, run_id, batch_id, summary)
+        finish_run(settings, run_id, batch_id, summary.to_json())
         publish_run_artifacts(summary, settings)  # the run's report in the UI
-        return summary
+        return summary.to_json()  # what etl_runs.summary stores, JSON-ready
     except BaseException as exc:
         rolled_back = None
         if batch_id is not None:
             rolled_back = _undo_uncommitted(settings, engine, run_id, batch_id, exc)
         if isinstance(exc, Exception):  # not on cancellation / interpreter exit
             _mark_failure(exc, batch_id=batch_id, rolled_back=rolled_back)
-            publish_failure_artifacts(settings, exc, batch_id=batch_id, plans=plans)
+            publish_failure_artifacts(settings, exc, batch_id=batch_id, files=fates)
         raise
     finally:
         stop_spark()  # no-op unless a failure came between the background start and the marts

@@ -27,8 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from sales_etl.file_fate import ACCEPTED, FileFate
 from sales_etl.secrets import redact_url, scrub
 from sales_etl.settings import Settings
+from sales_etl.summary import RunSummary, format_replay_summary, top_performer_name
 
 SUMMARY_KEY = "sales-etl-summary"
 FILES_KEY = "sales-etl-files"
@@ -69,72 +71,85 @@ def _month(row: Mapping[str, Any]) -> str:
     return f"{int(row['year']):04d}-{int(row['month']):02d}"
 
 
-def _name(row: Mapping[str, Any]) -> str:
-    return " ".join(str(p) for p in (row.get("first_name"), row.get("last_name")) if p)
-
-
 def _counts(items: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in items.items())
 
 
 # --- tables --------------------------------------------------------------------------------------
 
+#: The outcome the files table shows for an accepted file of a failed run.
+NOT_LOADED = "accepted, not loaded (run failed)"
 
-def files_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per file seen: where it went, why, and its row counts (accepted files)."""
+
+def files_table(files: Sequence[FileFate], *, run_failed: bool = False) -> list[dict[str, Any]]:
+    """One row per file seen: where it went, why, and its row counts (when read).
+
+    ``run_failed``: the files of a failed run, from the decisions it made before failing
+    (an accepted file shows as not loaded, and no row counts: nothing of it was committed).
+    """
     return [
         {
-            "file": f["file"],
-            "outcome": f["outcome"],
-            "reason": f.get("reason") or "",
-            "plugin": f.get("plugin") or "",
-            "rows_total": f.get("rows_total", ""),
-            "rows_loaded": f.get("rows_loaded", ""),
-            "rows_quarantined": f.get("rows_quarantined", ""),
+            "file": f.key,
+            "outcome": NOT_LOADED if run_failed and f.accepted else f.outcome,
+            "reason": f.reason or "",
+            "plugin": f.plugin or "",
+            **{
+                name: "" if run_failed or value is None else value
+                for name, value in (
+                    ("rows_total", f.rows_total),
+                    ("rows_loaded", f.rows_loaded),
+                    ("rows_quarantined", f.rows_quarantined),
+                )
+            },
         }
-        for f in summary.get("files", [])
+        for f in files
     ]
 
 
-def rows_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+def rows_table(summary: RunSummary) -> list[dict[str, Any]]:
     """Rows loaded, then rows quarantined per reason (most frequent first)."""
     rows: list[dict[str, Any]] = [
-        {"outcome": "loaded", "reason": "", "rows": int(summary.get("rows_loaded", 0))}
+        {"outcome": "loaded", "reason": "", "rows": int(summary.rows_loaded)}
     ]
-    for reason, count in summary.get("quarantine_reasons", {}).items():
+    for reason, count in summary.quarantine_reasons.items():
         rows.append({"outcome": "quarantined", "reason": reason, "rows": int(count)})
     return rows
 
 
-def top_performers_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The top performer(s) of every month recomputed, with sales and incentive."""
+def top_performers_table(top_performers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The top performer(s) of every month recomputed, with sales and incentive.
+
+    ``top_performers``: :attr:`RunSummary.top_performers` (``sales_team_incentive`` rows).
+    """
     return [
         {
             "month": _month(t),
             "sales_person_id": t["sales_person_id"],
-            "name": _name(t),
+            "name": top_performer_name(t),
             "total_sales": _cell(t["total_sales"]),
             "incentive": _cell(t["incentive"]),
         }
         for t in sorted(
-            summary.get("top_performers", []),
+            top_performers,
             key=lambda t: (int(t["year"]), int(t["month"]), t["sales_person_id"]),
         )
     ]
 
 
-def months_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+def months_table(summary: RunSummary) -> list[dict[str, Any]]:
     """Every month this run recomputed (over all data so far) and who tops it."""
     by_month: dict[str, list[Mapping[str, Any]]] = {}
-    for top in summary.get("top_performers", []):
+    for top in summary.top_performers:
         by_month.setdefault(_month(top), []).append(top)
     rows = []
-    for month in summary.get("months_recomputed", []):
+    for month in summary.months_recomputed:
         tops = sorted(by_month.get(month, []), key=lambda t: t["sales_person_id"])
         rows.append(
             {
                 "month": month,
-                "top_performers": ", ".join(f"#{t['sales_person_id']} {_name(t)}" for t in tops),
+                "top_performers": ", ".join(
+                    f"#{t['sales_person_id']} {top_performer_name(t)}" for t in tops
+                ),
                 "top_sales": _cell(
                     max((Decimal(str(t["total_sales"])) for t in tops), default=None)
                 ),
@@ -144,22 +159,6 @@ def months_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _plan_files(plans: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The files table of a failed run, from the decisions it made before failing."""
-    return [
-        {
-            "file": p["key"],
-            "outcome": "accepted, not loaded (run failed)" if p["accepted"] else p["category"],
-            "reason": p.get("reason") or "",
-            "plugin": p.get("plugin") or "",
-            "rows_total": "",
-            "rows_loaded": "",
-            "rows_quarantined": "",
-        }
-        for p in plans
-    ]
 
 
 # --- markdown ------------------------------------------------------------------------------------
@@ -182,56 +181,54 @@ def _settings_lines(settings: Settings | None) -> list[str]:
     ]
 
 
-def summary_markdown(summary: Mapping[str, Any], settings: Settings) -> str:
+def summary_markdown(summary: RunSummary, settings: Settings) -> str:
     """The report of a completed run."""
     lines = ["# Sales ETL run: Completed", ""]
-    for action in summary.get("recovered_runs", []):
+    for action in summary.recovered_runs:
         lines.append(
-            f"- Recovered an interrupted run first: batch {_md(action.get('batch_id'))} "
-            f"{_md(action.get('action'))}."
+            f"- Recovered an interrupted run first: batch {_md(action.batch_id)} "
+            f"{_md(action.action)}."
         )
-    if summary.get("recovered_runs"):
+    if summary.recovered_runs:
         lines.append("")
-    if not summary.get("files_total"):
+    if not summary.files:
         lines += ["No files were waiting in `to_process/`: nothing to do.", ""]
         return "\n".join([*lines, *_settings_lines(settings)]) + "\n"
-    by_outcome = dict(summary.get("files_by_outcome", {}))
-    accepted = by_outcome.pop("accepted", 0)
+    by_outcome = summary.files_by_outcome
+    accepted = by_outcome.pop(ACCEPTED, 0)
     rejected = f" ({_md(_counts(by_outcome))})" if by_outcome else ""
-    months = summary.get("months_recomputed", [])
+    months = summary.months_recomputed
     lines += [
         "| | |",
         "|---|---|",
-        f"| batch | {_code(summary.get('batch_id'))} (UTC) |",
-        f"| files | {summary['files_total']} seen: {accepted} accepted, "
-        f"{summary['files_rejected']} rejected{rejected} |",
-        f"| rows | {summary['rows_total']} read: {summary['rows_loaded']} loaded, "
-        f"{summary['rows_quarantined']} quarantined"
-        + (f"; {summary['rows_held']} in held files" if summary.get("rows_held") else "")
+        f"| batch | {_code(summary.batch_id)} (UTC) |",
+        f"| files | {len(summary.files)} seen: {accepted} accepted, "
+        f"{summary.files_rejected} rejected{rejected} |",
+        f"| rows | {summary.rows_total} read: {summary.rows_loaded} loaded, "
+        f"{summary.rows_quarantined} quarantined"
+        + (f"; {summary.rows_held} in held files" if summary.rows_held else "")
         + " |",
         f"| months recomputed | {_md(', '.join(months)) if months else 'none'} |",
     ]
-    if summary.get("replayable_rows"):
+    if summary.replayable_rows:
         lines.append(
-            f"| quarantined rows a replay could load now | {summary['replayable_rows']}: "
+            f"| quarantined rows a replay could load now | {summary.replayable_rows}: "
             "run `sales-etl replay` |"
         )
     lines.append("")
-    rejected_files = [f for f in summary.get("files", []) if f["outcome"] != "accepted"]
-    if rejected_files:
+    if summary.rejected_files:
         lines += ["## Rejected files", ""]
         lines += [
-            f"- {_md(f['file'])}: **{_md(f['outcome'])}** ({_md(f.get('reason'))})"
-            for f in rejected_files
+            f"- {_md(f.key)}: **{_md(f.outcome)}** ({_md(f.reason)})"
+            for f in summary.rejected_files
         ]
         lines.append("")
-    waiting = summary.get("files_left_waiting", [])
+    waiting = summary.files_left_waiting
     if waiting:
         lines += ["## Left in `to_process/` for the next run", ""]
-        lines += [f"- {_md(f['file'])}: {_md(f['reason'])}" for f in waiting]
+        lines += [f"- {_md(f.file)}: {_md(f.reason)}" for f in waiting]
         lines.append("")
-    held = [f for f in summary.get("files", []) if "top_reasons" in f]
-    if held:
+    if summary.held_files:
         lines += [
             "## Held files: too many bad rows (fix and send again)",
             "",
@@ -239,16 +236,16 @@ def summary_markdown(summary: Mapping[str, Any], settings: Settings) -> str:
             "|---|---:|---:|---|",
         ]
         lines += [
-            f"| {_md(f['file'])} | {f['rows_total']} | {f['rows_bad']} "
-            f"| {_md(_counts(f['top_reasons']))} |"
-            for f in held
+            f"| {_md(f.key)} | {f.rows_total} | {f.rows_bad} "
+            f"| {_md(_counts(f.top_reasons or {}))} |"
+            for f in summary.held_files
         ]
         lines.append("")
-    if summary.get("quarantine_reasons"):
+    if summary.quarantine_reasons:
         lines += ["## Quarantined rows by reason", "", "| reason | rows |", "|---|---:|"]
-        lines += [f"| {_md(r)} | {c} |" for r, c in summary["quarantine_reasons"].items()]
+        lines += [f"| {_md(r)} | {c} |" for r, c in summary.quarantine_reasons.items()]
         lines.append("")
-    tops = top_performers_table(summary)
+    tops = top_performers_table(summary.top_performers)
     if tops:
         lines += [
             "## Top performers",
@@ -270,17 +267,18 @@ def failure_markdown(
     error: BaseException | str,
     *,
     batch_id: str | None,
-    plans: Sequence[Mapping[str, Any]] = (),
+    files: Sequence[FileFate] = (),
 ) -> str:
     """The report of a failed run: the error, and where its files are.
 
-    ``settings`` is None when the run failed reading its settings.
+    ``settings`` is None when the run failed reading its settings; ``files``: the fates the
+    run had decided before failing.
     """
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     text = scrub(text, settings)
     if len(text) > ERROR_CHARS:
         text = text[:ERROR_CHARS] + " ..."
-    accepted = sum(1 for p in plans if p.get("accepted"))
+    accepted = sum(f.accepted for f in files)
     lines = [
         "# Sales ETL run: Failed",
         "",
@@ -293,7 +291,7 @@ def failure_markdown(
         lines.append("The run failed before it opened a batch: no file was touched.")
     else:
         lines += [
-            f"Batch {_code(batch_id)}: {len(plans)} file(s) seen, {accepted} accepted.",
+            f"Batch {_code(batch_id)}: {len(files)} file(s) seen, {accepted} accepted.",
             "",
             "- A batch whose load had not committed was rolled back: its accepted files stay in "
             "`to_process/`, their `staging_files` rows are FAILED and nothing of it is in the "
@@ -342,17 +340,17 @@ def _publish(
     return published
 
 
-def publish_run_artifacts(summary: Mapping[str, Any], settings: Settings) -> list[str]:
+def publish_run_artifacts(summary: RunSummary, settings: Settings) -> list[str]:
     """Publish the report of a completed run; returns the keys published (empty on error)."""
     try:
         return _publish(
             summary_markdown(summary, settings),
             {
-                FILES_KEY: (files_table(summary), "Files seen by the run, by outcome"),
+                FILES_KEY: (files_table(summary.files), "Files seen by the run, by outcome"),
                 ROWS_KEY: (rows_table(summary), "Rows loaded and quarantined (by reason)"),
                 MONTHS_KEY: (months_table(summary), "Months recomputed over all data so far"),
                 TOP_PERFORMERS_KEY: (
-                    top_performers_table(summary),
+                    top_performers_table(summary.top_performers),
                     "Top performers and incentives of the months recomputed",
                 ),
             },
@@ -367,7 +365,7 @@ def publish_failure_artifacts(
     error: BaseException | str,
     *,
     batch_id: str | None,
-    plans: Sequence[Mapping[str, Any]] = (),
+    files: Sequence[FileFate] = (),
 ) -> list[str]:
     """Publish the report of a failed run; returns the keys published (empty on error).
 
@@ -376,8 +374,8 @@ def publish_failure_artifacts(
     """
     try:
         return _publish(
-            failure_markdown(settings, error, batch_id=batch_id, plans=plans),
-            {FILES_KEY: (_plan_files(plans), "Files seen by the failed run")},
+            failure_markdown(settings, error, batch_id=batch_id, files=files),
+            {FILES_KEY: (files_table(files, run_failed=True), "Files seen by the failed run")},
         )
     except Exception as exc:  # never mask the run's own exception
         _logger().warning("could not publish the failed run's artifacts: %s", type(exc).__name__)
@@ -386,8 +384,6 @@ def publish_failure_artifacts(
 
 def replay_markdown(summary: Mapping[str, Any]) -> str:
     """The replay's report (:func:`sales_etl.summary.format_replay_summary`) as Markdown."""
-    from sales_etl.summary import format_replay_summary
-
     title = "Sales ETL replay (dry run)" if summary.get("dry_run") else "Sales ETL replay"
     lines = [f"# {title}", ""]
     lines += [
@@ -407,7 +403,7 @@ def publish_replay_artifacts(summary: Mapping[str, Any]) -> list[str]:
     tables = {}
     if reporting.get("months"):
         tables[TOP_PERFORMERS_KEY] = (
-            top_performers_table({"top_performers": reporting.get("top_performers", [])}),
+            top_performers_table(reporting.get("top_performers", [])),
             "Top performers and incentives of the months the replay recomputed",
         )
     try:

@@ -64,12 +64,12 @@ def idle_summary(settings: Settings) -> dict[str, Any] | None:
     return build_summary(
         run_id=uuid.uuid4().hex,
         batch_id=None,
-        plans=[],
+        files=[],
         stats=None,
         reporting=None,
         recovered=[],
         stage_seconds=dict(clock.seconds),
-    )
+    ).to_json()
 
 
 def refuse_when_run_in_progress(settings: Settings) -> None:

@@ -33,7 +33,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,6 +60,7 @@ from sales_etl.db.schema import (
 )
 from sales_etl.errors import UserError
 from sales_etl.faults import crash_point
+from sales_etl.file_fate import FileFate, FileHold, RowCounts
 from sales_etl.layout import TO_PROCESS, error_key, incoming_prefix, processed_key
 from sales_etl.mart_batches import drop_scratch, rollback_batch
 from sales_etl.storage import ObjectInfo, ObjectStore, StorageError, safe_key
@@ -274,20 +275,29 @@ NEW_VERSION = (
 )
 
 
+@dataclass(frozen=True)
+class WaitingFile:
+    """A listed file still in ``to_process/`` after its run (``file``: its key), and why
+    (:data:`NOT_CLAIMED` or :data:`NEW_VERSION`)."""
+
+    file: str
+    reason: str
+
+
 def left_waiting(
     landing: ObjectStore, listed: Sequence[str], claimed: Sequence[str]
-) -> list[dict[str, str]]:
+) -> list[WaitingFile]:
     """The listed files still in ``to_process/`` once the run settled its claims, and why.
 
     ``listed``: keys the run listed; ``claimed``: those it claimed. A claimed file whose key
     still exists has a new version (the claimed one was settled and removed only if
-    unchanged); a listed file not claimed changed while it was being claimed. Returns
-    ``{"file": key, "reason": NOT_CLAIMED | NEW_VERSION}`` in listing order.
+    unchanged); a listed file not claimed changed while it was being claimed. Returns them in
+    listing order.
     """
     waiting = {obj.key for obj in incoming_files(landing)}
     taken = set(claimed)
     return [
-        {"file": key, "reason": NEW_VERSION if key in taken else NOT_CLAIMED}
+        WaitingFile(key, NEW_VERSION if key in taken else NOT_CLAIMED)
         for key in listed
         if key in waiting
     ]
@@ -358,42 +368,32 @@ def claim_files(
 # --- verdicts, counts, holds -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What validation decided about one claimed file (``category`` None = accepted)."""
-
-    key: str
-    checksum: str
-    size: int
-    category: str | None = None
-    reason: str | None = None
-
-
-def record_verdicts(
-    engine: Engine, run_id: str, batch_id: str, verdicts: Sequence[Verdict]
-) -> None:
+def record_verdicts(engine: Engine, run_id: str, batch_id: str, fates: Sequence[FileFate]) -> None:
     """CLAIMED -> ACTIVE (target ``processed/<batch>/``) or REJECTED (target
-    ``error_files/<category>/<batch>/``), with checksum and size, in one transaction."""
+    ``error_files/<category>/<batch>/``), with checksum and size, in one transaction.
+
+    ``fates``: validation's decision on each claimed file (``tasks.files.plan_files``).
+    """
     now = utc_now()
     with engine.begin() as conn:
-        for v in verdicts:
-            accepted = v.category is None
+        for fate in fates:
+            category = None if fate.accepted else fate.category
             conn.execute(
                 update(staging_files)
                 .where(
                     staging_files.c.run_id == run_id,
-                    staging_files.c.file_location == v.key,
+                    staging_files.c.file_location == fate.key,
                     staging_files.c.status == CLAIMED,
                 )
                 .values(
-                    status=ACTIVE if accepted else REJECTED,
-                    target_location=processed_key(batch_id, v.key)
-                    if accepted
-                    else error_key(v.category, batch_id, v.key),  # type: ignore[arg-type]
-                    checksum=v.checksum,
-                    size_bytes=v.size,
-                    category=v.category,
-                    reason=v.reason,
+                    status=REJECTED if category else ACTIVE,
+                    target_location=error_key(category, batch_id, fate.key)
+                    if category
+                    else processed_key(batch_id, fate.key),
+                    checksum=fate.checksum,
+                    size_bytes=fate.size,
+                    category=category,
+                    reason=None if fate.accepted else fate.reason,
                     updated_at=now,
                 )
             )
@@ -453,16 +453,16 @@ def _update_active_rows(
             )
 
 
-def record_row_counts(engine: Engine, run_id: str, counts: dict[str, dict[str, int]]) -> None:
+def record_row_counts(engine: Engine, run_id: str, counts: Mapping[str, RowCounts]) -> None:
     """Store rows total / loaded / quarantined on each ACTIVE staging row of the run."""
     _update_active_rows(
         engine,
         run_id,
         {
             key: {
-                "rows_total": c["total"],
-                "rows_loaded": c["loaded"],
-                "rows_quarantined": c["quarantined"],
+                "rows_total": c.total,
+                "rows_loaded": c.loaded,
+                "rows_quarantined": c.quarantined,
             }
             for key, c in counts.items()
         },
@@ -474,7 +474,7 @@ def hold_files(
     landing: ObjectStore,
     run_id: str,
     batch_id: str,
-    holds: Mapping[str, Mapping[str, Any]],
+    holds: Mapping[str, FileHold],
 ) -> int:
     """Take files out of a run after its Spark stage, whole; returns files moved.
 
@@ -489,12 +489,12 @@ def hold_files(
     """
     values = {}
     for key, hold in holds.items():
-        total = hold.get("rows_total")
+        total = hold.rows_total
         values[key] = {
             "status": REJECTED,
-            "category": hold["category"],
-            "reason": hold["reason"],
-            "target_location": error_key(hold["category"], batch_id, key),
+            "category": hold.category,
+            "reason": hold.reason,
+            "target_location": error_key(hold.category, batch_id, key),
             "rows_total": total,
             "rows_loaded": None if total is None else 0,
             "rows_quarantined": None if total is None else 0,
@@ -760,7 +760,27 @@ def interrupted_runs(engine: Engine) -> list[Any]:
         )
 
 
-def recover(engine: Engine, landing: ObjectStore, marts: ObjectStore) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RecoveredRun:
+    """What :func:`recover` did to one run a crash interrupted.
+
+    ``action``: ``"rolled back"`` (it had not committed; ``mart_files_deleted`` counts its
+    mart files deleted) or ``"completed"`` (it had; ``files_moved`` counts the files moved to
+    their final place). The count that does not apply is None.
+    """
+
+    run_id: str
+    batch_id: str
+    action: str
+    mart_files_deleted: int | None = None
+    files_moved: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``run_id``, ``batch_id``, ``action`` and the count that applies."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def recover(engine: Engine, landing: ObjectStore, marts: ObjectStore) -> list[RecoveredRun]:
     """Finish or undo every run a crash interrupted; returns what was done, per run.
 
     Runs under the pipeline lock at the start of every run. A STARTED run never committed:
@@ -780,12 +800,7 @@ def recover(engine: Engine, landing: ObjectStore, marts: ObjectStore) -> list[di
                 "its files stayed in to_process/",
             )
             actions.append(
-                {
-                    "run_id": run.run_id,
-                    "batch_id": run.batch_id,
-                    "action": "rolled back",
-                    "mart_files_deleted": deleted,
-                }
+                RecoveredRun(run.run_id, run.batch_id, "rolled back", mart_files_deleted=deleted)
             )
         else:  # LOADED: the data is committed, only the file moves may be unfinished
             moved = archive_files(engine, landing, run.run_id)
@@ -793,12 +808,5 @@ def recover(engine: Engine, landing: ObjectStore, marts: ObjectStore) -> list[di
             drop_scratch(marts, run.batch_id)  # before COMPLETED: see complete_run
             drop_scratch(landing, run.batch_id)
             _mark_completed(engine, run.run_id, {"recovered_by_next_run": True})
-            actions.append(
-                {
-                    "run_id": run.run_id,
-                    "batch_id": run.batch_id,
-                    "action": "completed",
-                    "files_moved": moved,
-                }
-            )
+            actions.append(RecoveredRun(run.run_id, run.batch_id, "completed", files_moved=moved))
     return actions

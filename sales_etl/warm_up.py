@@ -31,8 +31,7 @@ _ROWS = (
 def warm_up(spark: SparkSession) -> None:
     """Run classify, row counts, the pandera schema check, one partitioned mart write and the
     month aggregate once on :data:`_ROWS` (results thrown away). Raises what Spark raises."""
-    from sales_etl.tasks.marts import CSV_OPTIONS
-    from sales_etl.tasks.transform import (
+    from sales_etl.rules.transform import (
         Dimensions,
         classify_sales,
         customer_mart,
@@ -42,6 +41,7 @@ def warm_up(spark: SparkSession) -> None:
         row_outcomes,
         sales_team_mart,
     )
+    from sales_etl.tasks.marts import CSV_OPTIONS
     from sales_etl.validators.model import MANDATORY_COLUMNS
     from sales_etl.validators.schemas import validate_mart_frame
 

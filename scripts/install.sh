@@ -198,7 +198,7 @@ import importlib.metadata
 import importlib.util
 
 names = ["sales_etl.cli", "sales_etl.db.engine", "sales_etl.storage.factory",
-         "sales_etl.flows.sales_flow", "sales_etl.tasks.transform", "sales_etl.validators.builtin"]
+         "sales_etl.flows.sales_flow", "sales_etl.rules.transform", "sales_etl.validators.builtin"]
 missing = [name for name in names if importlib.util.find_spec(name) is None]
 if missing:
     raise SystemExit(f"install: the installed sales-etl lacks {', '.join(missing)}")

@@ -16,8 +16,8 @@ from sqlalchemy import Engine, Select, select
 
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import DIMENSION_COLUMNS_READ, DIMENSION_TABLES, check_dimension_columns
+from sales_etl.rules.transform import Dimensions
 from sales_etl.spark import run_cache
-from sales_etl.tasks.transform import Dimensions
 
 _CUSTOMER_SCHEMA = T.StructType(
     [

@@ -6,9 +6,9 @@ these tasks open the stores and the database around it, validate, and log.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger
 from sqlalchemy import Engine
@@ -17,6 +17,7 @@ from sales_etl import journal
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import CLAIMED, KIND_NIGHTLY
 from sales_etl.faults import crash_point
+from sales_etl.file_fate import MULTILINE, SPLIT_BY_LINE, FileFate, FileHold
 from sales_etl.layout import TO_PROCESS
 from sales_etl.settings import Settings
 from sales_etl.storage import ObjectInfo, ObjectStore, open_store
@@ -24,48 +25,14 @@ from sales_etl.tasks.retry import io_task
 from sales_etl.validators.manager import get_plugin_manager, validate_file
 from sales_etl.validators.model import DUPLICATE, UNKNOWN, IncomingFile
 
-
-@dataclass
-class FilePlan:
-    """The decision about one landed file (small, plain data: safe to pass between tasks)."""
-
-    key: str
-    name: str
-    size: int
-    checksum: str
-    accepted: bool
-    category: str | None = None
-    reason: str | None = None
-    plugin: str | None = None
-    header: list[str] = field(default_factory=list)
-    extra_columns: list[str] = field(default_factory=list)
-    #: IncomingFile.max_line_fields: sets the Spark read's maxColumns (tasks.marts).
-    max_line_fields: int = 0
-    #: IncomingFile.splittable: Spark reads the file split by line instead of with multiLine.
-    splittable: bool = False
-
-    def verdict(self) -> journal.Verdict:
-        """The journal's view of this decision."""
-        return journal.Verdict(
-            self.key,
-            self.checksum,
-            self.size,
-            None if self.accepted else (self.category or UNKNOWN),
-            None if self.accepted else self.reason,
-        )
-
-    def as_dict(self) -> dict[str, object]:
-        """Plain-dict form for summaries and artifacts."""
-        return asdict(self)
+if TYPE_CHECKING:
+    from sales_etl.tasks.marts import BatchStats
 
 
 @io_task("list-incoming-files")
-def list_incoming_files(settings: Settings) -> list[dict[str, Any]]:
-    """The files waiting in ``to_process/``: ``key``, ``size`` (bytes), ``version`` each."""
-    listed = [
-        {"key": o.key, "size": o.size, "version": o.version}
-        for o in journal.incoming_files(open_store(settings.landing))
-    ]
+def list_incoming_files(settings: Settings) -> list[ObjectInfo]:
+    """The files waiting in ``to_process/`` (:func:`sales_etl.journal.incoming_files`)."""
+    listed = journal.incoming_files(open_store(settings.landing))
     get_run_logger().info("%d file(s) waiting in %s/", len(listed), TO_PROCESS)
     return listed
 
@@ -84,7 +51,7 @@ def open_run(
 
 @io_task("claim-files")
 def claim_incoming_files(
-    settings: Settings, run_id: str, batch_id: str, listed: list[dict[str, Any]]
+    settings: Settings, run_id: str, batch_id: str, listed: list[ObjectInfo]
 ) -> list[str]:
     """Copy exactly the listed version of each file into the run's claim folder; returns the
     keys claimed (a file changed since listing is left for the next run)."""
@@ -95,7 +62,7 @@ def claim_incoming_files(
             open_store(settings.landing),
             run_id,
             batch_id,
-            [ObjectInfo(o["key"], o["size"], o["version"]) for o in listed],
+            listed,
         )
     finally:
         engine.dispose()
@@ -105,93 +72,86 @@ def claim_incoming_files(
 
 def plan_files(
     store: ObjectStore, claims: Sequence[Any], settings: Settings, engine: Engine
-) -> list[FilePlan]:
+) -> list[FileFate]:
     """Validate every claimed file through the plugin manager and spot duplicates.
 
     ``claims``: staging rows (``file_location`` = the original key validators see,
-    ``claim_location`` = the run's copy whose bytes are read).
+    ``claim_location`` = the run's copy whose bytes are read). Returns one fate per claim.
     """
     pm = get_plugin_manager(settings)
-    plans: list[FilePlan] = []
+    fates: list[FileFate] = []
     for claim in claims:
         key = claim.file_location
-        name = key.rsplit("/", 1)[-1]
         try:
             incoming = IncomingFile.scan(store, key, settings, read_from=claim.claim_location)
         except Exception as exc:  # unreadable object: keep it, say why
-            plans.append(
-                FilePlan(
-                    key,
-                    name,
-                    0,
-                    "",
-                    False,
-                    UNKNOWN,
-                    f"could not read the file: {type(exc).__name__}: {str(exc)[:300]}",
+            fates.append(
+                FileFate(
+                    key=key,
+                    accepted=False,
+                    category=UNKNOWN,
+                    reason=f"could not read the file: {type(exc).__name__}: {str(exc)[:300]}",
+                    plugin=None,
+                    header=[],
                 )
             )
             continue
         verdict = validate_file(pm, incoming)
-        plans.append(
-            FilePlan(
+        fates.append(
+            FileFate(
+                **asdict(verdict),
                 key=key,
-                name=name,
                 size=incoming.size,
                 checksum=incoming.checksum,
-                accepted=verdict.accepted,
-                category=verdict.category,
-                reason=verdict.reason,
-                plugin=verdict.plugin,
-                header=list(verdict.header or []),
-                extra_columns=list(verdict.extra_columns or []),
                 max_line_fields=incoming.max_line_fields,
                 splittable=incoming.splittable,
             )
         )
-    already = journal.completed_checksums(engine, [p.checksum for p in plans if p.accepted])
-    _mark_duplicates(plans, already)
-    return plans
+    already = journal.completed_checksums(engine, [f.checksum for f in fates if f.accepted])
+    return _mark_duplicates(fates, already)
 
 
-def _mark_duplicates(plans: list[FilePlan], already_loaded: set[str]) -> None:
+def _mark_duplicates(fates: Sequence[FileFate], already_loaded: set[str]) -> list[FileFate]:
     """Byte-identical to a loaded file, or to an earlier file of this batch -> duplicates."""
     first_in_batch: dict[str, str] = {}
-    for plan in plans:
-        if not plan.accepted:
-            continue
-        if plan.checksum in already_loaded:
+    marked = []
+    for fate in fates:
+        reason = None
+        if not fate.accepted:
+            pass
+        elif fate.checksum in already_loaded:
             reason = "byte-identical to a file already loaded by an earlier run"
-        elif plan.checksum in first_in_batch:
-            reason = f"byte-identical to {first_in_batch[plan.checksum]!r} in this batch"
+        elif fate.checksum in first_in_batch:
+            reason = f"byte-identical to {first_in_batch[fate.checksum]!r} in this batch"
         else:
-            first_in_batch[plan.checksum] = plan.key
-            continue
-        plan.accepted, plan.category, plan.reason = False, DUPLICATE, reason
+            first_in_batch[fate.checksum] = fate.key
+        marked.append(fate if reason is None else fate.rejected(DUPLICATE, reason))
+    return marked
 
 
 @io_task("validate-files")
-def validate_claimed_files(settings: Settings, run_id: str, batch_id: str) -> list[dict[str, Any]]:
+def validate_claimed_files(settings: Settings, run_id: str, batch_id: str) -> list[FileFate]:
     """Validate the run's claimed files and record each verdict (one transaction); returns
-    the file plans (``FilePlan.as_dict``)."""
+    their fates (:func:`plan_files`)."""
     engine = make_engine(settings.database_url)
     try:
         claims = journal.staged_files(engine, run_id, CLAIMED)
-        plans = plan_files(open_store(settings.landing), claims, settings, engine)
-        journal.record_verdicts(engine, run_id, batch_id, [p.verdict() for p in plans])
+        fates = plan_files(open_store(settings.landing), claims, settings, engine)
+        journal.record_verdicts(engine, run_id, batch_id, fates)
     finally:
         engine.dispose()
     logger = get_run_logger()
-    for plan in plans:
-        if not plan.accepted:
-            logger.warning("rejected %s -> %s: %s", plan.key, plan.category, plan.reason)
+    for fate in fates:
+        if not fate.accepted:
+            logger.warning("rejected %s -> %s: %s", fate.key, fate.category, fate.reason)
     logger.info(
         "batch %s: %d accepted, %d rejected",
         batch_id,
-        sum(p.accepted for p in plans),
-        sum(not p.accepted for p in plans),
+        sum(f.accepted for f in fates),
+        sum(not f.accepted for f in fates),
     )
     crash_point("after_validation")
-    return [p.as_dict() for p in plans]
+    return fates
 
 
 @io_task("route-rejected-files")
@@ -207,13 +167,11 @@ def route_rejected_files(settings: Settings, run_id: str) -> int:
 
 
 @io_task("hold-files")
-def hold_files(
-    settings: Settings, run_id: str, batch_id: str, holds: dict[str, dict[str, Any]]
-) -> int:
+def hold_files(settings: Settings, run_id: str, batch_id: str, holds: dict[str, FileHold]) -> int:
     """Take accepted files out of the batch after the Spark stage, whole; returns files moved.
 
-    ``holds``: file key -> ``category`` and ``reason`` (plus ``rows_total`` when known), e.g.
-    the :func:`sales_etl.tasks.marts.bad_row_hold` records. The caller must already have kept
+    ``holds``: file key -> why (e.g. :func:`sales_etl.tasks.marts.bad_row_hold`). The caller
+    must already have kept
     the files' rows out of the marts. See :func:`sales_etl.journal.hold_files`.
     """
     engine = make_engine(settings.database_url)
@@ -223,39 +181,54 @@ def hold_files(
         engine.dispose()
     logger = get_run_logger()
     for key, hold in holds.items():
-        logger.warning("held %s -> error_files/%s/: %s", key, hold["category"], hold["reason"])
+        logger.warning("held %s -> error_files/%s/: %s", key, hold.category, hold.reason)
     return moved
 
 
-def apply_holds(
-    plans: Sequence[Mapping[str, Any]], holds: Mapping[str, Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    """The run's file plans (``FilePlan.as_dict``) with the held files turned into rejections."""
-    return [
-        {
-            **plan,
-            "accepted": False,
-            "category": holds[plan["key"]]["category"],
-            "reason": holds[plan["key"]]["reason"],
-            "plugin": None,
-        }
-        if plan["key"] in holds
-        else dict(plan)
-        for plan in plans
-    ]
+def apply_spark_outcome(fates: Sequence[FileFate], stats: BatchStats) -> list[FileFate]:
+    """The run's fates after the Spark stage (:func:`sales_etl.tasks.marts.build_marts`).
+
+    A held file (``stats.held``) becomes a rejection with the hold's category and reason, and,
+    when the hold counted them, its rows (``rows_total``, ``rows_bad``, ``top_reasons``; 0
+    loaded, 0 quarantined: none of them were). A file that stayed in the batch gets its row
+    counts (``stats.per_file``) and how Spark read it (``stats.split_by_line``).
+    """
+    settled = []
+    for fate in fates:
+        hold = stats.held.get(fate.key)
+        if hold is not None:
+            fate = fate.rejected(hold.category, hold.reason)
+            if hold.rows_total is not None:  # read, judged, then held: none loaded or quarantined
+                fate = replace(
+                    fate,
+                    rows_total=hold.rows_total,
+                    rows_loaded=0,
+                    rows_quarantined=0,
+                    rows_bad=hold.rows_bad,
+                    top_reasons=hold.top_reasons,
+                )
+        elif fate.accepted:
+            counts = stats.per_file.get(fate.key)
+            fate = replace(
+                fate,
+                spark_read=SPLIT_BY_LINE if fate.key in stats.split_by_line else MULTILINE,
+                rows_total=counts.total if counts else None,
+                rows_loaded=counts.loaded if counts else None,
+                rows_quarantined=counts.quarantined if counts else None,
+            )
+        settled.append(fate)
+    return settled
 
 
 @io_task("files-left-waiting")
 def files_left_waiting(
-    settings: Settings, listed: list[dict[str, Any]], claimed: list[str]
-) -> list[dict[str, str]]:
-    """The listed files still in ``to_process/`` after the run settled its claims.
-
-    Returns ``{"file": key, "reason": ...}`` each (:func:`sales_etl.journal.left_waiting`).
-    """
-    left = journal.left_waiting(open_store(settings.landing), [o["key"] for o in listed], claimed)
+    settings: Settings, listed: list[ObjectInfo], claimed: list[str]
+) -> list[journal.WaitingFile]:
+    """The listed files still in ``to_process/`` after the run settled its claims, and why
+    (:func:`sales_etl.journal.left_waiting`)."""
+    left = journal.left_waiting(open_store(settings.landing), [o.key for o in listed], claimed)
     for entry in left:
-        get_run_logger().warning("left in to_process/: %s (%s)", entry["file"], entry["reason"])
+        get_run_logger().warning("left in to_process/: %s (%s)", entry.file, entry.reason)
     return left
 
 

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from sales_etl.db.engine import make_engine
 from sales_etl.faults import crash_point
+from sales_etl.file_fate import FileHold, RowCounts
 from sales_etl.journal import claimed_copies
 from sales_etl.layout import (
     CLASSIFIED,
@@ -29,14 +30,7 @@ from sales_etl.layout import (
     incoming_prefix,
 )
 from sales_etl.mart_batches import publish_batch
-from sales_etl.settings import Settings
-from sales_etl.spark import active_spark
-from sales_etl.storage import ObjectStore, open_store
-from sales_etl.tasks.dimensions import run_dimensions
-from sales_etl.tasks.partials import write_batch_partials
-from sales_etl.tasks.poison import InputFile, classify_without_poison_files
-from sales_etl.tasks.retry import io_task
-from sales_etl.tasks.transform import (
+from sales_etl.rules.transform import (
     CORRUPT_COLUMN,
     Dimensions,
     classify_sales,
@@ -48,6 +42,13 @@ from sales_etl.tasks.transform import (
     sales_team_mart,
     with_source_file,
 )
+from sales_etl.settings import Settings
+from sales_etl.spark import active_spark
+from sales_etl.storage import ObjectStore, open_store
+from sales_etl.tasks.dimensions import run_dimensions
+from sales_etl.tasks.partials import write_batch_partials
+from sales_etl.tasks.poison import InputFile, classify_without_poison_files
+from sales_etl.tasks.retry import io_task
 from sales_etl.timing import StageClock
 from sales_etl.validators.model import SPARK_CSV_MAX_COLUMNS, TOO_MANY_BAD_ROWS
 from sales_etl.validators.schemas import validate_mart_frame
@@ -81,11 +82,12 @@ class BatchStats:
     """Row outcomes of one batch: small enough to return from a task and to log.
 
     ``per_file``, ``months`` and the row totals cover the files that stay in the batch; a file
-    in ``held`` (key -> :func:`bad_row_hold` record) is taken out of it whole and counts nowhere.
+    in ``held`` (key -> why: :func:`bad_row_hold`, ``tasks.poison.poison_hold``) is taken out
+    of it whole and counts nowhere.
     """
 
-    per_file: dict[str, dict[str, int]] = field(default_factory=dict)
-    held: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_file: dict[str, RowCounts] = field(default_factory=dict)
+    held: dict[str, FileHold] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     months: list[str] = field(default_factory=list)
     rows_total: int = 0
@@ -190,18 +192,18 @@ def read_modes(files: Sequence[tuple[str, Sequence[str]]], splittable: Collectio
 
 
 def bad_row_hold(
-    counts: Mapping[str, int], reasons: Mapping[str, int], max_bad_row_fraction: float
-) -> dict[str, Any] | None:
-    """The hold record of a file whose quarantined share of rows exceeds the limit, else None.
+    counts: RowCounts, reasons: Mapping[str, int], max_bad_row_fraction: float
+) -> FileHold | None:
+    """The hold of a file whose quarantined share of rows exceeds the limit, else None.
 
-    ``counts``: the file's ``total`` / ``quarantined`` rows; ``reasons``: quarantined rows per
+    ``counts``: the file's rows; ``reasons``: quarantined rows per
     reason. The rule (issue 12, ``SALES_ETL_MAX_BAD_ROW_FRACTION``): held when
     quarantined / total > ``max_bad_row_fraction``, compared exactly (as fractions, not floats);
-    a file with no rows is never held, and a limit of 1.0 holds nothing. Returns
-    ``{"category": "too_many_bad_rows", "reason": <one sentence>, "rows_total", "rows_bad",
-    "top_reasons": {reason: rows}}`` (the :data:`TOP_REASONS` most frequent, ties by name).
+    a file with no rows is never held, and a limit of 1.0 holds nothing. The hold: category
+    ``too_many_bad_rows``, a one-sentence reason, ``rows_total``, ``rows_bad`` and
+    ``top_reasons`` (the :data:`TOP_REASONS` most frequent, ties by name).
     """
-    total, bad = int(counts["total"]), int(counts["quarantined"])
+    total, bad = int(counts.total), int(counts.quarantined)
     limit = Fraction(repr(float(max_bad_row_fraction)))  # 0.1 means exactly 1/10
     if total == 0 or Fraction(bad, total) <= limit:
         return None
@@ -212,13 +214,7 @@ def bad_row_hold(
         + ", ".join(f"{r} {n}" for r, n in top.items())
         + ". Nothing of it was loaded or quarantined: fix the file and send it again"
     )
-    return {
-        "category": TOO_MANY_BAD_ROWS,
-        "reason": reason,
-        "rows_total": total,
-        "rows_bad": bad,
-        "top_reasons": top,
-    }
+    return FileHold(TOO_MANY_BAD_ROWS, reason, rows_total=total, rows_bad=bad, top_reasons=top)
 
 
 def summarise_outcomes(
@@ -231,16 +227,16 @@ def summarise_outcomes(
     Every key of ``keys`` gets a ``per_file`` entry (a header-only file has zero rows) unless
     :func:`bad_row_hold` holds it; held files are left out of every other figure.
     """
-    counts = {k: {"total": 0, "loaded": 0, "quarantined": 0} for k in keys}
+    counts = {k: RowCounts() for k in keys}
     reasons: dict[str, Counter[str]] = {k: Counter() for k in counts}
     months: dict[str, set[str]] = {k: set() for k in counts}
     for key, reason, month, rows in outcomes:
-        counts[key]["total"] += rows
+        counts[key].total += rows
         if reason is None:
-            counts[key]["loaded"] += rows
+            counts[key].loaded += rows
             months[key].add(month)  # type: ignore[arg-type]  # loaded rows have a month
         else:
-            counts[key]["quarantined"] += rows
+            counts[key].quarantined += rows
             reasons[key][reason] += rows
     stats = BatchStats()
     kept_reasons: Counter[str] = Counter()
@@ -255,9 +251,9 @@ def summarise_outcomes(
         kept_months |= months[key]
     stats.months = sorted(kept_months)
     stats.quarantine_reasons = dict(sorted(kept_reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-    stats.rows_total = sum(c["total"] for c in stats.per_file.values())
-    stats.rows_loaded = sum(c["loaded"] for c in stats.per_file.values())
-    stats.rows_quarantined = sum(c["quarantined"] for c in stats.per_file.values())
+    stats.rows_total = sum(c.total for c in stats.per_file.values())
+    stats.rows_loaded = sum(c.loaded for c in stats.per_file.values())
+    stats.rows_quarantined = sum(c.quarantined for c in stats.per_file.values())
     return stats
 
 
@@ -497,12 +493,12 @@ def build_marts(
     files: list[tuple[str, list[str]]],
     line_fields: dict[str, int] | None = None,
     splittable: list[str] | None = None,
-) -> dict[str, Any]:
+) -> BatchStats:
     """Spark: one scan of the accepted files -> quarantine + both marts (scratch folder).
 
     ``splittable``: keys validation found splittable; those Spark would cut into several tasks
-    are read in line mode (:func:`line_mode_files`), the rest with multiLine. Returns
-    :class:`BatchStats` as a dict; files in its ``held`` have no row in any mart.
+    are read in line mode (:func:`line_mode_files`), the rest with multiLine. Files in the
+    returned ``held`` have no row in any mart.
     """
     logger = get_run_logger()
     stats = build_batch_marts(settings, batch_id, files, line_fields, set(splittable or ()))
@@ -517,7 +513,7 @@ def build_marts(
         len(stats.held),
     )
     crash_point("after_marts_written")
-    return stats.__dict__
+    return stats
 
 
 @io_task("publish-marts")

@@ -34,8 +34,8 @@ from pyspark.sql import functions as F
 
 from sales_etl.faults import crash_point
 from sales_etl.layout import PARTIAL_SOURCES, incoming_prefix, published_name
+from sales_etl.rules.transform import customer_month_partials, sales_person_month_partials
 from sales_etl.storage import ObjectStore
-from sales_etl.tasks.transform import customer_month_partials, sales_person_month_partials
 
 #: Partial aggregate folder -> the pure transform that makes it from its mart's rows.
 AGGREGATES: dict[str, Callable[..., DataFrame]] = {

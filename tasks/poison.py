@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sales_etl.file_fate import FileHold
 from sales_etl.tasks.retry import is_transient
 from sales_etl.validators.model import UNKNOWN
 
@@ -67,16 +68,14 @@ def error_line(exc: BaseException) -> str:
     return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 3] + "..."
 
 
-def poison_hold(exc: BaseException) -> dict[str, Any]:
-    """The hold record of a file the Spark stage could not read (``tasks.files.hold_files``).
-
-    ``{"category": "unknown", "reason": <one line>}``; no row counts (none were read).
-    """
-    return {
-        "category": UNKNOWN,
-        "reason": "the Spark stage failed on this file alone, the rest of the batch was "
+def poison_hold(exc: BaseException) -> FileHold:
+    """Why a file the Spark stage could not read is held (``tasks.files.hold_files``): category
+    ``unknown``, a one-line reason, no row counts (none were read)."""
+    return FileHold(
+        UNKNOWN,
+        "the Spark stage failed on this file alone, the rest of the batch was "
         f"loaded without it: {error_line(exc)}",
-    }
+    )
 
 
 def classify_without_poison_files(
@@ -86,7 +85,7 @@ def classify_without_poison_files(
     control: Callable[[Sequence[str]], None],
     key_of_spark_path: Callable[[str], str | None],
     max_files: int = MAX_POISON_FILES,
-) -> tuple[list[InputFile], dict[str, dict[str, Any]]]:
+) -> tuple[list[InputFile], dict[str, FileHold]]:
     """Run the scan over ``files``, taking out files that make it fail on their own.
 
     Args:
@@ -105,7 +104,7 @@ def classify_without_poison_files(
             more than ``max_files`` files fail.
     """
     remaining = list(files)
-    held: dict[str, dict[str, Any]] = {}
+    held: dict[str, FileHold] = {}
     while True:
         try:
             run(remaining)
@@ -122,7 +121,7 @@ def classify_without_poison_files(
                 "the Spark stage failed on %s alone (%s): taking it out of the batch; %s",
                 key,
                 how,
-                held[key]["reason"],
+                held[key].reason,
             )
             remaining = [f for f in remaining if f[0] != key]
 

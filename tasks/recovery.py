@@ -7,8 +7,6 @@ The rules are :func:`sales_etl.journal.recover` and :func:`sales_etl.journal.rol
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
@@ -22,7 +20,7 @@ from sales_etl.tasks.retry import io_task
 
 
 @io_task("recover-interrupted-runs")
-def recover_interrupted_runs(settings: Settings) -> list[dict[str, Any]]:
+def recover_interrupted_runs(settings: Settings) -> list[journal.RecoveredRun]:
     """Finish or undo every run a crash interrupted; returns what was done, per run."""
     engine = make_engine(settings.database_url)
     try:
@@ -33,9 +31,9 @@ def recover_interrupted_runs(settings: Settings) -> list[dict[str, Any]]:
     for action in actions:
         logger.warning(
             "recovered interrupted run %s (batch %s): %s",
-            action["run_id"],
-            action["batch_id"],
-            action["action"],
+            action.run_id,
+            action.batch_id,
+            action.action,
         )
     return actions
 

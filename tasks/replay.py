@@ -1,6 +1,6 @@
 """Replay quarantined rows against today's dimension tables and row rules (issue 15).
 
-The rules are :func:`sales_etl.tasks.transform.classify_sales`, applied to the original
+The rules are :func:`sales_etl.rules.transform.classify_sales`, applied to the original
 strings the quarantine kept; nothing here judges a row itself. The protocol (a journal run of
 kind ``replay``, the ``quarantine_ledger``, the invariants) is docs/architecture.md
 "Replaying quarantined rows"; the flow is ``flows/replay_flow.py``.
@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sales_etl import __version__, journal
 from sales_etl.db.engine import make_engine
 from sales_etl.db.schema import (
+    KIND_REPLAY,
     QUARANTINED,
     REPLAYED,
     customer_monthly_purchase,
@@ -37,21 +38,21 @@ from sales_etl.db.schema import (
 from sales_etl.errors import ConfigError
 from sales_etl.faults import crash_point
 from sales_etl.layout import CLASSIFIED, QUARANTINE, SALES_PERSON_MONTH_PARTIALS, incoming_prefix
-from sales_etl.settings import Settings
-from sales_etl.spark import active_spark
-from sales_etl.storage import ObjectStore, open_store
-from sales_etl.tasks.dimensions import _frame, run_dimensions
-from sales_etl.tasks.marts import _write, write_sale_marts
-from sales_etl.tasks.partials import read_partials
-from sales_etl.tasks.reporting import month_incentive_rows, recompute_months
-from sales_etl.tasks.retry import io_task
-from sales_etl.tasks.transform import (
+from sales_etl.rules.transform import (
     Dimensions,
     classify_sales,
     reason_codes,
     sales_person_month_partials,
     sales_team_mart,
 )
+from sales_etl.settings import Settings
+from sales_etl.spark import active_spark
+from sales_etl.storage import ObjectStore, open_store
+from sales_etl.tasks.dimensions import _frame, run_dimensions
+from sales_etl.tasks.marts import _write, write_sale_marts
+from sales_etl.tasks.partials import read_partials
+from sales_etl.tasks.reporting import MonthsRecomputed, month_incentive_rows, recompute_months
+from sales_etl.tasks.retry import io_task
 from sales_etl.timing import StageClock
 from sales_etl.validators.model import MANDATORY_COLUMNS
 
@@ -126,6 +127,50 @@ class ReplayPlan:
     def has_work(self) -> bool:
         """True when a replay would change something (rows to load or reasons to update)."""
         return bool(self.rows_loadable or self.reasons_updated)
+
+
+@dataclass
+class ReplaySummary:
+    """What one replay did (flows/replay_flow.py), or would do (``dry_run``).
+
+    ``plan``: what judging the selected rows found (of the rows written, once a batch opened);
+    ``batch_id``: the replay's batch, None when nothing changed (and for a dry run);
+    ``rows_loaded``: rows the replay loaded; ``recovered``: what the replay's recovery did;
+    ``reporting``: the months recomputed (None when no row loaded); ``stage_seconds``: seconds
+    per stage; ``months_effect``: for a dry run, per touched month, the reporting figures
+    before and after (:func:`dry_run_report`).
+    """
+
+    plan: ReplayPlan
+    dry_run: bool = False
+    batch_id: str | None = None
+    rows_loaded: int = 0
+    recovered: list[journal.RecoveredRun] = field(default_factory=list)
+    reporting: MonthsRecomputed | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    months_effect: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-ready summary: ``kind`` ("replay"), ``batch_id``, ``dry_run``, the
+        :class:`ReplayPlan` fields, then for a dry run ``months_effect``, else ``rows_loaded``,
+        ``recovered``, ``reporting`` (:class:`MonthsRecomputed` fields or None) and
+        ``stage_seconds``."""
+        data: dict[str, Any] = {
+            "kind": KIND_REPLAY,
+            "batch_id": self.batch_id,
+            "dry_run": self.dry_run,
+            **asdict(self.plan),
+        }
+        if self.dry_run:
+            data["months_effect"] = self.months_effect
+            return data
+        data.update(
+            rows_loaded=self.rows_loaded,
+            recovered=[r.to_json() for r in self.recovered],
+            reporting=asdict(self.reporting) if self.reporting is not None else None,
+            stage_seconds=self.stage_seconds,
+        )
+        return data
 
 
 def _encoded(column: Column) -> Column:
@@ -269,8 +314,8 @@ def plan_from(classified: DataFrame | None) -> ReplayPlan:
 
 
 @io_task("judge-quarantine")
-def judge_replay(settings: Settings, selection: ReplaySelection) -> dict[str, Any]:
-    """Judge the selected quarantined rows (read only); returns :class:`ReplayPlan` as a dict."""
+def judge_replay(settings: Settings, selection: ReplaySelection) -> ReplayPlan:
+    """Judge the selected quarantined rows (read only)."""
     spark = active_spark()
     plan = plan_from(judge_quarantine(spark, settings, selection, batch_id=""))
     get_run_logger().info(
@@ -280,7 +325,7 @@ def judge_replay(settings: Settings, selection: ReplaySelection) -> dict[str, An
         plan.rows_still_failing,
         plan.reasons_updated,
     )
-    return asdict(plan)
+    return plan
 
 
 def _ledger_decisions(classified: DataFrame) -> DataFrame:
@@ -300,10 +345,10 @@ def _ledger_decisions(classified: DataFrame) -> DataFrame:
 
 
 @io_task("write-replay-marts")
-def write_replay(settings: Settings, batch_id: str, selection: ReplaySelection) -> dict[str, Any]:
+def write_replay(settings: Settings, batch_id: str, selection: ReplaySelection) -> ReplayPlan:
     """Judge again and write the replay batch into its scratch folder: the judged rows
     (``classified``), both marts' loadable rows and the ledger decisions. Safe to repeat
-    (every write overwrites). Returns :class:`ReplayPlan` of what was written, as a dict."""
+    (every write overwrites). Returns the plan of what was written."""
     spark = active_spark()
     marts = open_store(settings.marts)
     judged = judge_quarantine(spark, settings, selection, batch_id)
@@ -319,7 +364,7 @@ def write_replay(settings: Settings, batch_id: str, selection: ReplaySelection) 
     )
     _write(_ledger_decisions(classified), marts, incoming_prefix(batch_id, LEDGER_SCRATCH), ())
     crash_point("after_marts_written")
-    return asdict(plan)
+    return plan
 
 
 def _scratch_ledger(settings: Settings, batch_id: str) -> list[journal.LedgerEntry]:
@@ -335,7 +380,7 @@ def _scratch_ledger(settings: Settings, batch_id: str) -> list[journal.LedgerEnt
 @io_task("commit-replay")
 def commit_replay(
     settings: Settings, run_id: str, batch_id: str, months: list[str]
-) -> dict[str, Any] | None:
+) -> MonthsRecomputed | None:
     """One transaction: the touched months recomputed, the ledger written, the run LOADED.
 
     Returns the reporting result (:func:`recompute_months`), None when no row loaded (only
@@ -450,10 +495,10 @@ def _top_performers_now(
     return {m: sorted(p) for m, p in top.items()}
 
 
-def dry_run_report(settings: Settings, selection: ReplaySelection) -> dict[str, Any]:
+def dry_run_report(settings: Settings, selection: ReplaySelection) -> ReplaySummary:
     """What a replay would load now, changing nothing (no lock, no write; Spark reads only).
 
-    Returns the :class:`ReplayPlan` fields plus ``months_effect``: per touched month,
+    Returns a dry run's summary: the :class:`ReplayPlan` and ``months_effect``: per touched month,
     ``customer_total_before`` / ``customer_total_after`` (sum of ``monthly_total``, DECIMAL(18,2)
     as strings) and ``top_performers_before`` / ``top_performers_after`` (sales person ids with
     an incentive, by today's incentive rules over the marts' partial aggregates plus the
@@ -462,7 +507,7 @@ def dry_run_report(settings: Settings, selection: ReplaySelection) -> dict[str, 
     spark = active_spark()
     classified = judge_quarantine(spark, settings, selection, batch_id="dry-run")
     plan = plan_from(classified)
-    report: dict[str, Any] = {"dry_run": True, **asdict(plan), "months_effect": {}}
+    report = ReplaySummary(plan, dry_run=True)
     if not plan.months or classified is None:
         return report
     marts = open_store(settings.marts)
@@ -480,7 +525,7 @@ def dry_run_report(settings: Settings, selection: ReplaySelection) -> dict[str, 
     top_before = _top_performers_now(settings.database_url, plan.months)
     for month in plan.months:
         added = Decimal(plan.total_cost_by_month[month])
-        report["months_effect"][month] = {
+        report.months_effect[month] = {
             "customer_total_before": before[month],
             "customer_total_after": f"{Decimal(before[month]) + added:.2f}",
             "top_performers_before": top_before[month],
@@ -490,6 +535,6 @@ def dry_run_report(settings: Settings, selection: ReplaySelection) -> dict[str, 
 
 
 @io_task("replay-dry-run")
-def replay_dry_run(settings: Settings, selection: ReplaySelection) -> dict[str, Any]:
+def replay_dry_run(settings: Settings, selection: ReplaySelection) -> ReplaySummary:
     """:func:`dry_run_report` as a task."""
     return dry_run_report(settings, selection)

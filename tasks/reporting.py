@@ -10,6 +10,7 @@ rows: sums of exact decimal sums, so the result is the full recompute's to the c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -23,21 +24,39 @@ from sales_etl.db.schema import customer_monthly_purchase, sales_team_incentive
 from sales_etl.faults import crash_point
 from sales_etl.journal import mark_loaded
 from sales_etl.layout import CUSTOMER_MONTH_PARTIALS, SALES_PERSON_MONTH_PARTIALS
-from sales_etl.settings import Settings
-from sales_etl.spark import active_spark
-from sales_etl.storage import open_store
-from sales_etl.tasks.dimensions import run_dimensions
-from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives
-from sales_etl.tasks.partials import backfill_partials, read_partials
-from sales_etl.tasks.retry import io_task
-from sales_etl.tasks.transform import (
+from sales_etl.rules.incentives import Incentive, SalesTotal, compute_incentives
+from sales_etl.rules.transform import (
     Dimensions,
     customer_month_totals,
     sales_person_store_month_totals,
 )
+from sales_etl.settings import Settings
+from sales_etl.spark import active_spark
+from sales_etl.storage import open_store
+from sales_etl.tasks.dimensions import run_dimensions
+from sales_etl.tasks.partials import backfill_partials, read_partials
+from sales_etl.tasks.retry import io_task
 from sales_etl.timing import StageClock
 
 INSERT_CHUNK = 5000
+
+
+@dataclass
+class MonthsRecomputed:
+    """What :func:`recompute_months` committed.
+
+    ``months``: ``YYYY-MM`` recomputed; ``customer_month_rows`` / ``incentive_rows``: rows
+    written to ``customer_monthly_purchase`` / ``sales_team_incentive``; ``top_performers``:
+    the ``sales_team_incentive`` rows with an incentive (``sales_person_id``, ``first_name``,
+    ``last_name``, ``year``, ``month``, ``total_sales``, ``incentive``; money DECIMAL(18,2) as
+    ``Decimal``); ``stage_seconds``: seconds per step inside the task.
+    """
+
+    months: list[str]
+    customer_month_rows: int
+    incentive_rows: int
+    top_performers: list[dict[str, Any]] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _month_filter(table, months: Sequence[str]):
@@ -82,7 +101,7 @@ def recompute_months(
     batch_id: str,
     months: Sequence[str],
     in_transaction: Callable[[Connection], None] | None = None,
-) -> dict[str, Any]:
+) -> MonthsRecomputed:
     """Sum the partial aggregates of ``months`` and replace those months in the reporting tables.
 
     ``batch_id``: the running batch (published already); its scratch folder holds the backfill
@@ -133,14 +152,13 @@ def recompute_months(
     finally:
         engine.dispose()
     crash_point("after_db_load")
-    top = [row for row in incentive_rows if row["incentive"] > 0]
-    return {
-        "months": list(months),
-        "customer_month_rows": customer_count,
-        "incentive_rows": len(incentive_rows),
-        "top_performers": top,
-        "stage_seconds": clock.seconds,
-    }
+    return MonthsRecomputed(
+        months=list(months),
+        customer_month_rows=customer_count,
+        incentive_rows=len(incentive_rows),
+        top_performers=[row for row in incentive_rows if row["incentive"] > 0],
+        stage_seconds=clock.seconds,
+    )
 
 
 def month_incentive_rows(
@@ -148,7 +166,7 @@ def month_incentive_rows(
 ) -> list[dict[str, Any]]:
     """``sales_team_incentive`` rows of the months in ``partials`` (sales person partial
     aggregates: ``sales_month``, ``store_id``, ``sales_person_id``, ``total_sales``;
-    :func:`~sales_etl.tasks.transform.sales_person_month_partials`); [] for None."""
+    :func:`~sales_etl.rules.transform.sales_person_month_partials`); [] for None."""
     if partials is None:
         return []
     person_totals = [
@@ -181,13 +199,13 @@ def _incentive_row(item: Incentive, names: dict[int, tuple[str, str]]) -> dict[s
 @io_task("load-reporting-tables")
 def load_reporting_tables(
     settings: Settings, run_id: str, batch_id: str, months: list[str]
-) -> dict[str, Any]:
+) -> MonthsRecomputed:
     """Recompute the touched months and commit them with the run's LOADED mark."""
     result = recompute_months(settings, run_id, batch_id, months)
     get_run_logger().info(
         "reporting tables: months %s recomputed (%d customer rows, %d incentive rows)",
         ", ".join(months),
-        result["customer_month_rows"],
-        result["incentive_rows"],
+        result.customer_month_rows,
+        result.incentive_rows,
     )
     return result

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from sales_etl import journal
 from sales_etl.db.engine import init_db, make_engine
+from sales_etl.file_fate import RowCounts
 from sales_etl.settings import Settings
 from sales_etl.storage import open_store
 from sales_etl.tasks.retry import io_task
@@ -31,7 +32,7 @@ def open_pipeline(settings: Settings, run_id: str) -> None:
 
 
 @io_task("record-file-rows")
-def record_file_rows(settings: Settings, run_id: str, per_file: dict[str, dict[str, int]]) -> None:
+def record_file_rows(settings: Settings, run_id: str, per_file: dict[str, RowCounts]) -> None:
     """Store each accepted file's row counts on its staging row."""
     engine = make_engine(settings.database_url)
     try:

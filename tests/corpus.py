@@ -74,7 +74,7 @@ def load_corpus_dimensions(folder: Path, database_url: str) -> None:
     load_dimension_folder(database_url, folder)
 
 
-# --- the rule oracle (independent of tasks/transform.py) -----------------------------------------
+# --- the rule oracle (independent of sales_etl/rules/transform.py) ----------------------------
 
 _ID = re.compile(r"[0-9]{1,18}")
 _MONEY = re.compile(r"-?[0-9]{1,16}(\.[0-9]{1,2})?")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import pytest
 
+from sales_etl.file_fate import RowCounts
 from sales_etl.tasks.marts import bad_row_hold, summarise_outcomes
 
 A, B, C = "to_process/a.csv", "to_process/b.csv", "to_process/c.csv"
 
 
-def _counts(total: int, bad: int) -> dict[str, int]:
-    return {"total": total, "loaded": total - bad, "quarantined": bad}
+def _counts(total: int, bad: int) -> RowCounts:
+    return RowCounts(total=total, loaded=total - bad, quarantined=bad)
 
 
 @pytest.mark.parametrize(
@@ -45,17 +46,17 @@ def test_the_hold_names_counts_and_the_three_most_frequent_reasons() -> None:
                "unknown_customer_id": 3}  # fmt: skip
     hold = bad_row_hold(_counts(10, 7), reasons, 0.5)
     assert hold is not None
-    assert hold["category"] == "too_many_bad_rows"
-    assert (hold["rows_total"], hold["rows_bad"]) == (10, 7)
+    assert hold.category == "too_many_bad_rows"
+    assert (hold.rows_total, hold.rows_bad) == (10, 7)
     # Most frequent first; the tie (1 each) goes to the name first in alphabetical order.
-    assert hold["top_reasons"] == {
+    assert hold.top_reasons == {
         "unknown_customer_id": 3,
         "invalid_price": 2,
         "missing_sales_date": 1,
     }
-    assert hold["reason"].startswith("7 of 10 rows (70%) are bad")
-    assert "SALES_ETL_MAX_BAD_ROW_FRACTION=0.5" in hold["reason"]
-    assert "unknown_customer_id 3, invalid_price 2, missing_sales_date 1" in hold["reason"]
+    assert hold.reason.startswith("7 of 10 rows (70%) are bad")
+    assert "SALES_ETL_MAX_BAD_ROW_FRACTION=0.5" in hold.reason
+    assert "unknown_customer_id 3, invalid_price 2, missing_sales_date 1" in hold.reason
 
 
 def test_held_files_count_nowhere_in_the_batch_figures() -> None:
@@ -69,8 +70,8 @@ def test_held_files_count_nowhere_in_the_batch_figures() -> None:
     stats = summarise_outcomes(outcomes, [A, B, C], 0.5)  # c: header only
     assert set(stats.held) == {B}
     assert stats.per_file == {
-        A: {"total": 4, "loaded": 3, "quarantined": 1},
-        C: {"total": 0, "loaded": 0, "quarantined": 0},
+        A: RowCounts(total=4, loaded=3, quarantined=1),
+        C: RowCounts(total=0, loaded=0, quarantined=0),
     }
     assert stats.months == ["2024-03"]  # May only had rows of the held file
     assert stats.quarantine_reasons == {"invalid_price": 1}

@@ -197,7 +197,8 @@ def test_deploy_all_registers_both_work_pools_deployments(stack: Stack) -> None:
     pools = {p["name"]: p["type"] for p in api_post(stack.server.api_url, "/work_pools/filter", {})}
     assert pools[PROCESS_POOL] == "process" and pools[DOCKER_POOL] == "docker"
     for deployment in (process, docker):
-        assert deployment["entrypoint"] == "flows/sales_flow.py:sales_etl_flow"
+        # The module the CLI imports, never the file by path (which would be a second module).
+        assert deployment["entrypoint"] == "sales_etl.flows.sales_flow:sales_etl_flow"
         # Every flow parameter is exposed, with the flow's own schema.
         assert set(deployment["parameters"]) == FLOW_PARAMETERS
         assert set(deployment["parameter_openapi_schema"]["properties"]) == FLOW_PARAMETERS
@@ -222,7 +223,7 @@ def test_deploy_all_registers_the_manual_replay_deployment(stack: Stack) -> None
     replay = api_get(
         stack.server.api_url, f"/deployments/name/{REPLAY_FLOW_NAME}/{REPLAY_DEPLOYMENT}"
     )
-    assert replay["entrypoint"] == "flows/replay_flow.py:sales_etl_replay_flow"
+    assert replay["entrypoint"] == "sales_etl.flows.replay_flow:sales_etl_replay_flow"
     assert replay["work_pool_name"] == PROCESS_POOL
     assert replay["schedules"] == []  # run by hand only
     assert replay["parameters"] == {

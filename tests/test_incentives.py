@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from sales_etl.tasks.incentives import Incentive, SalesTotal, compute_incentives, round_half_up
+from sales_etl.rules.incentives import Incentive, SalesTotal, compute_incentives, round_half_up
 
 D = Decimal
 

@@ -86,7 +86,8 @@ def test_the_source_tree_has_what_the_test_expects() -> None:
         "sales_etl/storage/s3.py",
         "sales_etl/resources/log4j2.properties",
         "sales_etl/flows/sales_flow.py",
-        "sales_etl/tasks/transform.py",
+        "sales_etl/rules/transform.py",
+        "sales_etl/tasks/marts.py",
         "sales_etl/validators/builtin.py",
     ):
         assert needed in files

@@ -1,6 +1,6 @@
 """Property tests (hypothesis): random sales rows, good and bad mixed, through the pure transform.
 
-Each example is one small DataFrame through ``tasks/transform.py:classify_sales`` (no flow, no
+Each example is one small DataFrame through ``sales_etl/rules/transform.py:classify_sales`` (no flow, no
 I/O). Checked against an independent Python oracle of the input rules (tests/corpus.py,
 written from DESIGN.md): rows in = loaded + quarantined, every row's reason, and the loaded
 totals per customer and month as plain ``Decimal`` sums. A second property runs the file
@@ -107,7 +107,7 @@ def sales_row(draw) -> dict[str, str | None]:
 
 @pytest.fixture(scope="module")
 def dims(spark):
-    from sales_etl.tasks.transform import Dimensions
+    from sales_etl.rules.transform import Dimensions
 
     customer = spark.createDataFrame(
         [(cid, f, last, "addr", "560001", "900") for cid, (f, last) in CUSTOMERS.items()],
@@ -136,7 +136,7 @@ def test_transform_matches_the_rules_and_conserves_rows(spark, dims) -> None:
     """EXAMPLES hypothesis examples, judged in ONE Spark job (a job per example is too slow)."""
     from pyspark.sql import functions as F
 
-    from sales_etl.tasks.transform import classify_sales, customer_mart, quarantine_rows
+    from sales_etl.rules.transform import classify_sales, customer_mart, quarantine_rows
 
     examples: list[list[tuple[dict[str, str | None], bool]]] = []
 

@@ -271,7 +271,7 @@ def test_long_db_outage_fails_cleanly_and_a_retry_of_that_flow_run_succeeds(
             "retry",
             flow_run_id,
             "--entrypoint",
-            "flows/sales_flow.py:sales_etl_flow",
+            "sales_etl.flows.sales_flow:sales_etl_flow",
         ],
         env=env,
         cwd=REPO,

@@ -1,4 +1,4 @@
-"""Row rules of tasks/transform.py on tiny in-memory frames (no I/O)."""
+"""Row rules of sales_etl/rules/transform.py on tiny in-memory frames (no I/O)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import Row
 
-from sales_etl.tasks.transform import (
+from sales_etl.rules.transform import (
     MANDATORY_COLUMNS,
     Dimensions,
     classify_sales,
@@ -216,7 +216,7 @@ def test_shape_checks_say_what_their_regular_expressions_say(spark):
 
     from pyspark.sql import functions as F
 
-    from sales_etl.tasks.transform import is_id, is_iso_date, is_money, is_quantity
+    from sales_etl.rules.transform import is_id, is_iso_date, is_money, is_quantity
 
     patterns = {
         "id": (is_id, r"[0-9]{1,18}"),

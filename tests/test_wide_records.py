@@ -137,8 +137,8 @@ def test_a_named_file_is_confirmed_alone_and_taken_out() -> None:
     kept, held = classify_without_poison_files(FILES, run, probe, control, _key)
     assert [k for k, _ in kept] == [k for k, _ in FILES if k != "to_process/c.csv"]
     assert set(held) == {"to_process/c.csv"}
-    assert held["to_process/c.csv"]["category"] == "unknown"
-    assert "Index 20480 out of bounds" in held["to_process/c.csv"]["reason"]
+    assert held["to_process/c.csv"].category == "unknown"
+    assert "Index 20480 out of bounds" in held["to_process/c.csv"].reason
     assert calls[1:3] == [("probe", ("to_process/c.csv",)), ("control", ())]
 
 

@@ -13,13 +13,13 @@ import importlib.util
 import logging
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pluggy
 
+from sales_etl.file_fate import FileVerdict
 from sales_etl.secrets import scrub
 from sales_etl.settings import Settings
 from sales_etl.validators import hookspecs
@@ -40,28 +40,6 @@ DIR_NAME_PREFIX = "dir."
 BUILTIN_NAMES = frozenset(name for name, _ in DEFAULT_PLUGINS)
 #: How much of a plugin's rejection reason a verdict keeps.
 MAX_REASON_CHARS = 1000
-
-
-@dataclass
-class FileVerdict:
-    """What the validators decided about one file.
-
-    Attributes:
-        accepted: Whether the file goes on to Spark.
-        category: For a rejected file, its ``error_files/<category>/`` folder; else ``None``.
-        reason: For a rejected file, why; else ``None``.
-        plugin: Name of the plugin that rejected the file (or crashed); else ``None``.
-        header: The file's column names when they could be read, else ``None``.
-        extra_columns: For an accepted file, its columns that are not mandatory, in header
-            order (kept in ``additional_column``); empty otherwise.
-    """
-
-    accepted: bool
-    category: str | None
-    reason: str | None
-    plugin: str | None
-    header: list[str] | None
-    extra_columns: list[str] = field(default_factory=list)
 
 
 def get_plugin_manager(settings: Settings | None = None) -> pluggy.PluginManager:

@@ -43,7 +43,7 @@ DEFAULT_WINDOW_DAYS = 1
 _NAME_DATE = re.compile(
     r"(?<!\d)(?P<y>\d{4})(?P<sep>-?)(?P<m>\d{2})(?P=sep)(?P<d>\d{2})(?!\d)",
 )
-# What the pipeline itself accepts as a sales_date (tasks/transform.py): YYYY-MM-DD, space-trimmed.
+# What the pipeline itself accepts as a sales_date (sales_etl/rules/transform.py): YYYY-MM-DD, space-trimmed.
 _ROW_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _YEARS = range(1900, 3000)
 
