@@ -201,7 +201,10 @@ def check_landing(ctx: PreflightContext) -> None:
     if not path.exists():
         raise ConfigError(f"{label}: landing folder {path} does not exist", hint=hint)
     if not path.is_dir():
-        raise ConfigError(f"{label}: landing {path} is not a folder", hint=hint)
+        raise ConfigError(
+            f"{label}: landing {path} is a file, not a folder",
+            hint="point it at the landing zone (the folder holding to_process/), not at a file",
+        )
     if path.name in (TO_PROCESS, PROCESSED, ERROR_FILES):
         # Pointed at a folder inside the landing zone: a run would look for
         # <it>/to_process/, find nothing and stay green forever.
@@ -224,6 +227,11 @@ def check_database(ctx: PreflightContext) -> None:
 
     settings = ctx.settings
     path = sqlite_file(settings.database_url)
+    if path is not None and path.is_dir():
+        raise ConfigError(
+            f"{DATABASE_SETTING}: {path} is a folder, not a SQLite database file",
+            hint=f"name a file, e.g. sqlite:///{path / 'sales_etl.db'}",
+        )
     if path is not None and ctx.sqlite_must_exist and not path.is_file():
         raise ConfigError(
             f"{DATABASE_SETTING}: SQLite database {path} does not exist",

@@ -9,7 +9,10 @@ the few in :data:`OTHER_VARIABLES`.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -78,6 +81,26 @@ def settings_error(exc: ValidationError) -> ConfigError:
         "invalid setting: " + "; ".join(problems),
         hint='fix the environment variable or flag; README "Configuration" lists every setting',
     )
+
+
+def misspelt_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """``SALES_ETL_*`` names in ``environ`` that are not a setting but one typo away from one,
+    each with the setting it resembles (``{"SALES_ETL_LANDNG": "SALES_ETL_LANDING"}``).
+
+    Only near misses count (difflib ratio >= 0.8 on the part after the prefix): plugins may read
+    ``SALES_ETL_*`` variables of their own (the example plugin's ``SALES_ETL_DATE_WINDOW_DAYS``).
+    """
+    known = {name.upper() for name in Settings.model_fields} | {
+        name.removeprefix(ENV_PREFIX) for name in OTHER_VARIABLES
+    }
+    found = {}
+    for name in sorted(environ):
+        suffix = name.removeprefix(ENV_PREFIX)
+        if name.startswith(ENV_PREFIX) and suffix not in known:
+            close = difflib.get_close_matches(suffix, sorted(known), n=1, cutoff=0.8)
+            if close:
+                found[name] = ENV_PREFIX + close[0]
+    return found
 
 
 class DebugSettings(BaseSettings):
@@ -207,6 +230,22 @@ class Settings(DebugSettings):
     @classmethod
     def _depth_in_any_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    def __init__(self, **values: Any) -> None:
+        """Read defaults, ``SALES_ETL_*`` variables and ``values``.
+
+        Raises:
+            ConfigError: a value is invalid, or a ``SALES_ETL_*`` variable is a misspelt setting
+                name (:func:`misspelt_variables`), which would otherwise be ignored silently.
+        """
+        misspelt = misspelt_variables(os.environ)
+        if misspelt:
+            raise ConfigError(
+                "not a setting: "
+                + "; ".join(f"{name} (did you mean {near}?)" for name, near in misspelt.items()),
+                hint='rename or unset it; README "Configuration" lists every setting',
+            )
+        super().__init__(**values)
 
     def with_overrides(self, **overrides: object) -> Settings:
         """Return a copy with the given non-None values replaced (CLI flags, flow parameters).

@@ -194,6 +194,52 @@ def test_run_with_a_bad_setting(
     assert_nothing_moved(before, ws)
 
 
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("SALES_ETL_LANDNG", "SALES_ETL_LANDING"),
+        ("SALES_ETL_MAX_BAD_ROW_FRACTON", "SALES_ETL_MAX_BAD_ROW_FRACTION"),
+        ("SALES_ETL_DATABASE", "SALES_ETL_DATABASE_URL"),
+    ],
+)
+def test_run_with_a_misspelt_variable(
+    ws: Workspace, env: dict[str, str], tmp_path: Path, variable: str, meant: str
+):
+    """A misspelt name was ignored: the run used the default instead, found nothing and exited
+    0 (a stranger's first try). A plugin's own variable (no near miss) is still accepted."""
+    before = snapshot(ws)
+    err = refused(cli(["run"], {**env, variable: str(tmp_path)}), "run")
+    assert (
+        err.splitlines()[0] == f"sales-etl run: not a setting: {variable} (did you mean {meant}?)"
+    )
+    assert_nothing_moved(before, ws)
+
+
+def test_run_on_a_landing_that_is_a_file(ws: Workspace, env: dict[str, str], tmp_path: Path):
+    a_file = tmp_path / "sales.csv"
+    a_file.write_text("customer_id\n")
+    before = snapshot(ws)
+    first, hint = refused(cli(["run", "--landing", str(a_file)], env), "run").strip().splitlines()
+    assert first.endswith(f"landing {a_file} is a file, not a folder")
+    assert "mkdir" not in hint  # the old hint said mkdir -p <the file>/to_process
+    assert_nothing_moved(before, ws)
+
+
+@pytest.mark.parametrize("command", ["run", "init-db"])
+def test_database_path_that_is_a_folder(
+    ws: Workspace, env: dict[str, str], tmp_path: Path, command: str
+):
+    """It said "does not exist" (run) or blamed host, port and password (init-db)."""
+    folder = tmp_path / "dbdir"
+    folder.mkdir()
+    before = snapshot(ws)
+    err = refused(cli([command, "--database-url", f"sqlite:///{folder}"], env), command)
+    assert f"{folder} is a folder, not a SQLite database file" in err.splitlines()[0]
+    assert err.splitlines()[1] == f"hint: name a file, e.g. sqlite:///{folder / 'sales_etl.db'}"
+    assert_nothing_moved(before, ws)
+    assert list(folder.iterdir()) == []
+
+
 def test_validation_depth_is_accepted_in_any_case(ws: Workspace, env: dict[str, str]):
     """``schema_only`` is a valid value: the run gets past the settings (and is refused later
     only because this test empties the customer table, so it stops before Prefect starts)."""
