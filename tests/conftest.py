@@ -46,13 +46,13 @@ def prefect_api() -> Iterator[None]:
 
 @pytest.fixture
 def ws(template, tmp_path: Path):
-    """A copy of the requesting module's ``template`` workspace (``ops_helpers.Workspace``)."""
+    """A copy of the requesting module's ``template`` workspace (``ops_helpers.ops_workspace``)."""
     import shutil
 
-    from ops_helpers import Workspace
+    from ops_helpers import ops_workspace
 
     shutil.copytree(template.root, tmp_path / "ws")
-    return Workspace(tmp_path / "ws")
+    return ops_workspace(tmp_path / "ws")
 
 
 @pytest.fixture

@@ -26,16 +26,12 @@ from pathlib import Path
 
 import pytest
 from container_helpers import USER_ID, image_for, podman
+from harness import PREFECT, SALES_ETL, PrefectServer, prefect_env, stop_process
 from ops_helpers import (
-    PREFECT,
     REPO,
-    SALES_ETL,
-    PrefectServer,
     artifacts,
     assert_outputs_equal_clean_run,
     dimension_csvs,
-    kill_tree,
-    prefect_env,
     prepare_workspace,
     sales_bytes,
     wait_for_state,
@@ -231,7 +227,7 @@ def test_docker_worker_on_the_podman_socket_runs_nightly_docker(
         }
         assert not [k for k in keys if k.startswith("landing/to_process/")]
     finally:
-        kill_tree(worker)
+        stop_process(worker)
         server.stop()
         service.terminate()
         service.wait(timeout=30)

@@ -26,22 +26,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from harness import PREFECT, PrefectServer, Workspace, prefect_env, stop_process, tail
 from helpers import wait_until
 from ops_helpers import (
-    PREFECT,
     REPO,
-    PrefectServer,
-    Workspace,
     api_get,
     api_post,
     artifacts,
     assert_outputs_equal_clean_run,
     expected_months,
     expected_tables,
-    kill_tree,
-    prefect_env,
     prepare_workspace,
-    tail,
     task_runs,
     utc,
     wait_for_run_logs,
@@ -157,7 +152,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert match, started
         yield Stack(server, env, ws, worker_log, match.group(1), db_secret, worker)
     finally:
-        kill_tree(worker)
+        stop_process(worker)
         server.stop()
 
 

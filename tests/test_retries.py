@@ -23,17 +23,14 @@ import time
 from pathlib import Path
 
 import pytest
+from harness import PREFECT, SALES_ETL, Workspace, prefect_env
 from helpers import wait_until
 from ops_helpers import (
-    PREFECT,
     REPO,
-    SALES_ETL,
-    Workspace,
     artifacts,
     assert_outputs_equal_clean_run,
     flow_run,
     mart_rows,
-    prefect_env,
     prepare_workspace,
     reporting_tables,
     sql_rows,

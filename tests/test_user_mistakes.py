@@ -27,13 +27,11 @@ from typing import Any
 
 import pytest
 from crash_helpers import base_env
+from harness import SALES_ETL, Workspace, free_port
 from helpers import files_under, tree_snapshot
 from ops_helpers import (
     REPO,
-    SALES_ETL,
-    Workspace,
     dimension_csvs,
-    free_port,
     prepare_workspace,
     sql_rows,
 )
