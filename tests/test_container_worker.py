@@ -229,5 +229,4 @@ def test_docker_worker_on_the_podman_socket_runs_nightly_docker(
     finally:
         stop_process(worker)
         server.stop()
-        service.terminate()
-        service.wait(timeout=30)
+        stop_process(service, grace=30)
