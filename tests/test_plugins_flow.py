@@ -344,19 +344,32 @@ def test_the_run_completes_and_loads_the_good_file(
 
 
 @pytest.fixture(scope="module")
+def resent_workspace(
+    first_run: dict[str, Any],
+    resent_workspace: Workspace,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Workspace:
+    """A copy of the workspace as the first run left it, for the second run: the first run's
+    own workspace stays as it was, whatever order the tests run in."""
+    ws = Workspace(tmp_path_factory.mktemp("plugins_flow_resent") / "ws")
+    shutil.copytree(resent_workspace.root, ws.root)
+    return ws
+
+
+@pytest.fixture(scope="module")
 def run_with_plugins_disabled(
-    first_run: dict[str, Any], workspace_with_plugins: Workspace, plugin_env: pytest.MonkeyPatch
+    resent_workspace: Workspace, plugin_env: pytest.MonkeyPatch
 ) -> dict[str, Any]:
     plugin_env.setenv("SALES_ETL_DISABLE_PLUGINS", ",".join(ADDED_PLUGINS))
     try:
-        workspace_with_plugins.drop({k: v for k, v in FILES.items() if k != "sales_2024-03-20.csv"})
-        return run(workspace_with_plugins)
+        resent_workspace.drop({k: v for k, v in FILES.items() if k != "sales_2024-03-20.csv"})
+        return run(resent_workspace)
     finally:
         plugin_env.setenv("SALES_ETL_DISABLE_PLUGINS", "")
 
 
 def test_disabled_plugins_do_not_act(
-    run_with_plugins_disabled: dict[str, Any], workspace_with_plugins: Workspace
+    run_with_plugins_disabled: dict[str, Any], resent_workspace: Workspace
 ) -> None:
     summary = run_with_plugins_disabled
     assert {name: o[0] for name, o in outcomes(summary).items()} == {
@@ -366,12 +379,12 @@ def test_disabled_plugins_do_not_act(
     }
     assert (summary["rows_total"], summary["rows_loaded"]) == (23, 23)
     batch = summary["batch_id"]
-    assert [p for p in files_under(workspace_with_plugins.landing) if batch in p] == [
+    assert [p for p in files_under(resent_workspace.landing) if batch in p] == [
         f"processed/{batch}/sales_20240321.csv",
         f"processed/{batch}/sales_big.csv",
         f"processed/{batch}/sales_poison.csv",
     ]
-    staged = staging(workspace_with_plugins, summary["run_id"])
+    staged = staging(resent_workspace, summary["run_id"])
     assert {name: r["status"] for name, r in staged.items()} == dict.fromkeys(
         ["sales_20240321.csv", "sales_big.csv", "sales_poison.csv"], "COMPLETED"
     )
