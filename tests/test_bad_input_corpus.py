@@ -99,6 +99,7 @@ def test_expected_reasons_agree_with_the_rule_oracle() -> None:
                 )
 
 
+@pytest.mark.slow
 def test_every_file_ends_in_exactly_one_documented_place(corpus_run: dict[str, Any]) -> None:
     files: list[CorpusFile] = corpus_run["files"]
     landing: Path = corpus_run["landing"]
@@ -122,6 +123,7 @@ def test_every_file_ends_in_exactly_one_documented_place(corpus_run: dict[str, A
             ), f.name
 
 
+@pytest.mark.slow
 def test_staging_rows_match_each_file(corpus_run: dict[str, Any]) -> None:
     rows = read_table(corpus_run["database_url"], "staging_files")
     by_name = {r["file_location"].removeprefix("to_process/"): r for r in rows}
@@ -138,6 +140,7 @@ def test_staging_rows_match_each_file(corpus_run: dict[str, Any]) -> None:
             assert row["reason"], name
 
 
+@pytest.mark.slow
 def test_every_record_is_loaded_or_quarantined_with_its_reason(
     corpus_run: dict[str, Any],
 ) -> None:
@@ -169,6 +172,7 @@ def test_every_record_is_loaded_or_quarantined_with_its_reason(
             assert product in names[f.name], (f.name, product[:40])
 
 
+@pytest.mark.slow
 def test_quarantine_keeps_the_original_values(corpus_run: dict[str, Any]) -> None:
     quarantine = read_parquet_rows(corpus_run["marts"] / "quarantine")
     nan = [r for r in quarantine if _name(r["source_file"]) == "nan_infinity.csv"]
@@ -184,6 +188,7 @@ def test_quarantine_keeps_the_original_values(corpus_run: dict[str, Any]) -> Non
     assert cut["raw_record"] == line[:4096] + f" [cut: {len(line)} characters in all]"
 
 
+@pytest.mark.slow
 def test_reporting_tables_equal_a_decimal_recomputation(corpus_run: dict[str, Any]) -> None:
     per_customer: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
     per_person: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
@@ -212,6 +217,7 @@ def test_reporting_tables_equal_a_decimal_recomputation(corpus_run: dict[str, An
     assert got_p == dict(per_person)
 
 
+@pytest.mark.slow
 def test_resending_the_corpus_loads_nothing_twice(corpus_run: dict[str, Any]) -> None:
     """Second run: every loaded file again -> duplicates; tables and marts unchanged."""
     from sales_etl.flows.sales_flow import sales_etl_flow

@@ -52,6 +52,9 @@ from helpers import (
     write_bytes,
 )
 
+# every test runs the nightly flow (Spark, Prefect) one to three times
+pytestmark = pytest.mark.slow
+
 BATCH_RE = re.compile(r"^[0-9]{8}_[0-9]{6}$")
 PROCESSED = "processed"
 WRONG_TYPE, BAD_SCHEMA, DUPLICATES = "wrong_file_types", "bad_schema", "duplicates"

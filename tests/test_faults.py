@@ -27,6 +27,8 @@ from helpers import files_under, read_parquet_rows, read_table, sha256_bytes, wr
 
 from sales_etl.storage.local import LocalStore
 
+pytestmark = pytest.mark.slow  # the nightly flow through injected outages and a full disk
+
 
 def _inputs(n_files: int, rows_per_file: int, seed: int) -> dict[str, bytes]:
     rnd = random.Random(seed)

@@ -30,6 +30,8 @@ from ops_helpers import (
     sql_rows,
 )
 
+pytestmark = pytest.mark.slow  # `sales-etl` subprocesses against a workspace made with the CLI
+
 HEAVY = ("prefect", "pyspark", "py4j", "pandas", "pandera")
 
 #: Runs the CLI in-process, then reports (stderr, last line) which heavy packages it imported.

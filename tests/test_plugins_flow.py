@@ -35,6 +35,8 @@ from helpers import (
     write_dimensions,
 )
 
+pytestmark = pytest.mark.slow  # pip-installs a plugin and runs the nightly flow twice
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_SOURCE = REPO / "plugins" / "sales-etl-date-window"
 MAX_FILE_SIZE_PLUGIN = REPO / "plugins" / "examples" / "max_file_size.py"

@@ -30,6 +30,8 @@ from test_three_configurations import Config, parquet_rows
 from sales_etl.faults import at_point
 from sales_etl.layout import INCOMING
 
+pytestmark = pytest.mark.slow  # the nightly flow on local and S3 configurations
+
 KINDS = ("local+sqlite", "s3+sqlite")
 MAX_COLUMNS = 20_480  # Spark's documented maxColumns default (sql-data-sources-csv.html)
 RAW_CAP = 4096  # the documented cap of a quarantined raw_record (docs/reliability.md)

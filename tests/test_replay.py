@@ -35,6 +35,8 @@ from helpers import (
     write_dimensions,
 )
 
+pytestmark = pytest.mark.slow  # the nightly and replay flows
+
 # --- the data -------------------------------------------------------------------------------------
 
 #: Every customer, store and sales person the sales point at; LATE_* arrive only after the run.

@@ -148,6 +148,7 @@ def _per_file(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.mark.slow
 def test_the_scan_chose_line_mode_where_it_is_safe(runs: dict[str, dict[str, Any]]) -> None:
     read = {
         f["file"].removeprefix("to_process/"): f.get("spark_read")
@@ -160,6 +161,7 @@ def test_the_scan_chose_line_mode_where_it_is_safe(runs: dict[str, dict[str, Any
     assert len(read) == len(_inputs())
 
 
+@pytest.mark.slow
 def test_both_modes_give_the_same_rows_everywhere(runs: dict[str, dict[str, Any]]) -> None:
     detected, whole = runs["detected"], runs["multiLine"]
     assert _per_file(detected["summary"]) == _per_file(whole["summary"])

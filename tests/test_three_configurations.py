@@ -39,6 +39,8 @@ from harness import (
 )
 from helpers import SALES_COLUMNS, load_dimension_folder, read_table
 
+pytestmark = pytest.mark.slow  # the flow on three storage/database configurations (S3, MariaDB)
+
 PROCESSED = "processed"
 WRONG_TYPE, BAD_SCHEMA, DUPLICATES = "wrong_file_types", "bad_schema", "duplicates"
 MARTS = (
