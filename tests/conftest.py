@@ -65,16 +65,16 @@ def env(ws, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def workspace(tmp_path: Path):
-    """Landing folder, marts folder and SQLite URL under ``tmp_path`` (not yet populated)."""
+    """Settings of a ``harness.Workspace`` under ``tmp_path`` (folders made, nothing in them)."""
+    from harness import Workspace
+
     from sales_etl.settings import Settings
 
-    landing, marts = tmp_path / "landing", tmp_path / "marts"
-    (landing / "to_process").mkdir(parents=True)
-    marts.mkdir()
+    ws = Workspace(tmp_path).create()
     return Settings(
-        landing=str(landing),
-        marts=str(marts),
-        database_url=f"sqlite:///{tmp_path / 'etl.db'}",
+        landing=str(ws.landing),
+        marts=str(ws.marts),
+        database_url=ws.database_url,
         spark_master="local[2]",
         spark_shuffle_partitions=2,
         spark_driver_memory="2g",

@@ -224,6 +224,10 @@ class PrefectServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
 
+    def env(self) -> dict[str, str]:
+        """The environment of a Prefect client or worker of this server (:func:`prefect_env`)."""
+        return prefect_env(self.home, self.api_url)
+
     def healthy(self) -> bool:
         """Whether ``/api/health`` answers ``true`` now."""
         try:
@@ -240,7 +244,7 @@ class PrefectServer:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=prefect_env(self.home, self.api_url),
+                env=self.env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

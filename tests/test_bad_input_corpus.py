@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import shutil
 from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -28,12 +29,12 @@ from corpus import (
     expected_reason,
     load_corpus_dimensions,
 )
+from harness import Workspace
 from helpers import (
     files_under,
     read_parquet_rows,
     read_table,
     sha256_bytes,
-    write_bytes,
 )
 
 csv.field_size_limit(1 << 30)
@@ -50,30 +51,20 @@ def _name(source_file: str) -> str:
 
 @pytest.fixture(scope="module")
 def corpus_run(spark, prefect_api, tmp_path_factory) -> dict[str, Any]:
-    from sales_etl.flows.sales_flow import sales_etl_flow
-
-    root = tmp_path_factory.mktemp("corpus")
-    landing, marts = root / "landing", root / "marts"
-    database_url = f"sqlite:///{root / 'etl.db'}"
-    load_corpus_dimensions(root / "dims", database_url)
+    ws = Workspace(tmp_path_factory.mktemp("corpus")).create()
+    load_corpus_dimensions(ws.root / "dims", ws.database_url)
     files = build_corpus()
-    for f in files:
-        write_bytes(landing / "to_process" / f.name, f.data)
+    ws.drop({f.name: f.data for f in files})
     # Many corpus files are mostly bad rows (dates.csv: 9 of 10): the mass-quarantine guard would
     # hold them whole (tests/test_end_to_end.py tests it); here each record's fate is checked.
-    summary = sales_etl_flow(
-        landing=str(landing),
-        marts=str(marts),
-        database_url=database_url,
-        max_bad_row_fraction=1.0,
-    )
+    summary = ws.run_flow(max_bad_row_fraction=1.0)
     return {
         "files": files,
         "summary": summary,
-        "landing": landing,
-        "marts": marts,
-        "database_url": database_url,
-        "root": root,
+        "landing": ws.landing,
+        "marts": ws.marts,
+        "database_url": ws.database_url,
+        "root": ws.root,
     }
 
 
@@ -218,22 +209,22 @@ def test_reporting_tables_equal_a_decimal_recomputation(corpus_run: dict[str, An
 
 
 @pytest.mark.slow
-def test_resending_the_corpus_loads_nothing_twice(corpus_run: dict[str, Any]) -> None:
-    """Second run: every loaded file again -> duplicates; tables and marts unchanged."""
-    from sales_etl.flows.sales_flow import sales_etl_flow
-
-    landing, marts, url = corpus_run["landing"], corpus_run["marts"], corpus_run["database_url"]
+def test_resending_the_corpus_loads_nothing_twice(
+    corpus_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """Second run: every loaded file again -> duplicates; tables and marts unchanged. On a copy
+    of the corpus run's workspace: the other tests read that one as the first run left it."""
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(corpus_run["root"], ws.root)
+    landing, marts, url = ws.landing, ws.marts, ws.database_url
     loaded = [f for f in corpus_run["files"] if f.outcome == PROCESSED]
     before = (
         read_table(url, "customer_monthly_purchase"),
         read_table(url, "sales_team_incentive"),
         files_under(marts, ".parquet"),
     )
-    for f in loaded:
-        write_bytes(landing / "to_process" / f.name, f.data)
-    summary = sales_etl_flow(
-        landing=str(landing), marts=str(marts), database_url=url, max_bad_row_fraction=1.0
-    )
+    ws.drop({f.name: f.data for f in loaded})
+    summary = ws.run_flow(max_bad_row_fraction=1.0)
     assert summary["files_by_outcome"] == {DUPLICATES: len(loaded)}
     assert summary["rows_total"] == 0
     after = (

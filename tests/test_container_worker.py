@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from container_helpers import USER_ID, image_for, podman
-from harness import PREFECT, SALES_ETL, PrefectServer, prefect_env, stop_process
+from harness import PREFECT, SALES_ETL, PrefectServer, stop_process
 from ops_helpers import (
     REPO,
     artifacts,
@@ -47,7 +47,7 @@ def test_process_worker_in_the_container_runs_a_deployment_run(tmp_path: Path) -
     worker = f"sales-etl-worker-{secrets.token_hex(4)}"
     try:
         server.start()
-        env = prefect_env(server.home, server.api_url)
+        env = server.env()
         ws = prepare_workspace(tmp_path / "ws", env)
         for path in [ws.root, *ws.root.rglob("*")]:
             os.chown(path, USER_ID, USER_ID)
@@ -123,7 +123,7 @@ def test_docker_worker_on_the_podman_socket_runs_nightly_docker(
     worker_log = tmp_path / "worker.log"
     try:
         server.start()
-        env = prefect_env(server.home, server.api_url)
+        env = server.env()
         bucket = f"sales-etl-docker-{secrets.token_hex(4)}"
         s3 = moto_server.client()
         s3.create_bucket(Bucket=bucket)

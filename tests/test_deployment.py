@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from harness import PREFECT, PrefectServer, Workspace, prefect_env, stop_process, tail
+from harness import PREFECT, PrefectServer, Workspace, stop_process, tail
 from helpers import wait_until
 from ops_helpers import (
     REPO,
@@ -104,7 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     worker_log = root / "worker.log"
     try:
         server.start()
-        env = prefect_env(server.home, server.api_url)
+        env = server.env()
         ws = prepare_workspace(root / "ws", env)
         cli(env, "work-pool", "create", PROCESS_POOL, "--type", "process")
         # The docker pool as docs/operating.md makes it: secrets only referenced (Secret blocks).
