@@ -71,8 +71,9 @@ def stop_process(
 ) -> None:
     """Stop a process this test started and every process it started; reap ``proc``.
 
-    SIGTERM first, then SIGKILL whatever is left after ``grace`` seconds (``grace=0``: SIGKILL at
-    once, e.g. to crash a run). ``group=True`` signals the process group of a process started
+    SIGTERM first, then SIGKILL whatever is left after ``grace`` seconds (with ``group=True``:
+    as soon as ``proc`` has exited, at most ``grace`` seconds; ``grace=0``: SIGKILL at once, e.g.
+    to crash a run). ``group=True`` signals the process group of a process started
     with ``start_new_session=True``: it reaches processes whose parent is already gone (a Spark
     JVM after its driver was SIGKILLed), which a walk of the process tree cannot find, and it
     works after ``proc`` itself exited. ``group=False`` walks ``proc``'s process tree (psutil),
