@@ -423,24 +423,37 @@ def money_text(value: Decimal) -> str:
     return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
-def _monthly_totals(loaded: Iterable[Sale], id_column: str) -> dict[tuple[int, int, int], Decimal]:
+def _values(s: Sale | Mapping[str, str]) -> Mapping[str, str]:
+    return s.values if isinstance(s, Sale) else s
+
+
+def _monthly_totals(
+    loaded: Iterable[Sale | Mapping[str, str]], id_column: str
+) -> dict[tuple[int, int, int], Decimal]:
     """``{(year, month, id): total_cost summed}`` over the sales, ``id`` from ``id_column``;
     a sale counts in the calendar month of its ``sales_date``."""
     totals: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
     for s in loaded:
-        day = dt.date.fromisoformat(s.values["sales_date"])
-        totals[(day.year, day.month, int(s.values[id_column]))] += Decimal(s.values["total_cost"])
+        v = _values(s)
+        day = dt.date.fromisoformat(v["sales_date"])
+        totals[(day.year, day.month, int(v[id_column]))] += Decimal(v["total_cost"])
     return dict(sorted(totals.items()))
 
 
-def expected_customer_monthly(loaded: Iterable[Sale]) -> list[dict[str, Any]]:
-    """``customer_monthly_purchase`` over the loaded sales (money as text, see :func:`money_text`),
-    sorted by year, month, customer."""
+#: The oracle's names of people: id -> (first name, last name, ...).
+Names = Mapping[int, Sequence[Any]]
+
+
+def expected_customer_monthly(
+    loaded: Iterable[Sale | Mapping[str, str]], customers: Names = CUSTOMERS
+) -> list[dict[str, Any]]:
+    """``customer_monthly_purchase`` over the loaded sales (a :class:`Sale` or its values by
+    column; money as text, see :func:`money_text`), sorted by year, month, customer."""
     return [
         dict(
             zip(
                 REPORTING_COLUMNS["customer_monthly_purchase"],
-                (cid, *CUSTOMERS[cid][:2], year, month, money_text(total)),
+                (cid, *customers[cid][:2], year, month, money_text(total)),
                 strict=True,
             )
         )
@@ -448,7 +461,9 @@ def expected_customer_monthly(loaded: Iterable[Sale]) -> list[dict[str, Any]]:
     ]
 
 
-def expected_incentives(loaded: Iterable[Sale]) -> list[dict[str, Any]]:
+def expected_incentives(
+    loaded: Iterable[Sale | Mapping[str, str]], sales_team: Names = SALES_TEAM
+) -> list[dict[str, Any]]:
     """``sales_team_incentive`` over the loaded sales: the company-wide top performer of a
     month earns 1 % of their total, ties all earn it, half-up to the cent (DESIGN.md)."""
     totals = _monthly_totals(loaded, "sales_person_id")
@@ -461,7 +476,7 @@ def expected_incentives(loaded: Iterable[Sale]) -> list[dict[str, Any]]:
                 REPORTING_COLUMNS["sales_team_incentive"],
                 (
                     pid,
-                    *SALES_TEAM[pid][:2],
+                    *sales_team[pid][:2],
                     year,
                     month,
                     money_text(total),
@@ -476,6 +491,33 @@ def expected_incentives(loaded: Iterable[Sale]) -> list[dict[str, Any]]:
     ]
 
 
+def expected_reporting_tuples(
+    loaded: Sequence[Sale | Mapping[str, str]],
+    customers: Names = CUSTOMERS,
+    sales_team: Names = SALES_TEAM,
+    value: Callable[[str, Any], Any] = lambda column, v: v,
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Both reporting tables of the oracle as sorted tuples in :data:`helpers.REPORTING_COLUMNS`
+    order, each value through ``value(column, value)`` (e.g. money text to ``Decimal``)."""
+    tables = {
+        "customer_monthly_purchase": expected_customer_monthly(loaded, customers),
+        "sales_team_incentive": expected_incentives(loaded, sales_team),
+    }
+    return {
+        table: sorted(tuple(value(c, v) for c, v in row.items()) for row in rows)
+        for table, rows in tables.items()
+    }
+
+
+#: The money columns of the reporting tables (DECIMAL(18,2)).
+MONEY_COLUMNS = frozenset({"monthly_total", "total_sales", "incentive"})
+
+
+def decimal_money(column: str, value: Any) -> Any:
+    """For :func:`expected_reporting_tuples`: money as ``Decimal`` (as SQLAlchemy reads it)."""
+    return Decimal(value) if column in MONEY_COLUMNS else value
+
+
 def reporting_rows(table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """A reporting table's rows as the oracle gives them: its columns
     (:data:`helpers.REPORTING_COLUMNS`), money as text, sorted by year, month, id. Fails if a
@@ -484,22 +526,25 @@ def reporting_rows(table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[s
     out = []
     for row in rows:
         picked = {c: row[c] for c in columns}
-        for name in ("monthly_total", "total_sales", "incentive"):
-            if name in picked:
-                assert isinstance(picked[name], Decimal), (table, name, picked[name])
-                picked[name] = str(picked[name])
+        for name in MONEY_COLUMNS & set(picked):
+            assert isinstance(picked[name], Decimal), (table, name, picked[name])
+            picked[name] = str(picked[name])
         out.append(picked)
     return sorted(out, key=lambda r: (r["year"], r["month"], r[columns[0]]))
 
 
 def assert_reporting_tables_match(
-    read_table: Callable[[str], Iterable[Mapping[str, Any]]], loaded: Sequence[Sale]
+    read_table: Callable[[str], Iterable[Mapping[str, Any]]],
+    loaded: Sequence[Sale | Mapping[str, str]],
+    customers: Names = CUSTOMERS,
+    sales_team: Names = SALES_TEAM,
 ) -> None:
     """Both reporting tables (``read_table(name)`` reads one's rows) equal the oracle over the
-    ``loaded`` sales (:func:`expected_customer_monthly`, :func:`expected_incentives`)."""
+    ``loaded`` sales (:func:`expected_customer_monthly`, :func:`expected_incentives`), money
+    compared as text (two places)."""
     for table, expected in (
-        ("customer_monthly_purchase", expected_customer_monthly(loaded)),
-        ("sales_team_incentive", expected_incentives(loaded)),
+        ("customer_monthly_purchase", expected_customer_monthly(loaded, customers)),
+        ("sales_team_incentive", expected_incentives(loaded, sales_team)),
     ):
         assert reporting_rows(table, read_table(table)) == expected, table
 

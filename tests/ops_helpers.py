@@ -17,11 +17,11 @@ import subprocess
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from harness import SALES_ETL, Workspace
+from harness import SALES_ETL, Workspace, expected_reporting_tuples
 from helpers import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,6 +112,7 @@ def good_rows() -> list[dict[str, Any]]:
                     "customer_id": int(cid),
                     "store_id": int(sid),
                     "sales_person_id": int(pid),
+                    "sales_date": date,
                     "month": date[:7],
                     "total_cost": Decimal(total),
                 }
@@ -120,39 +121,18 @@ def good_rows() -> list[dict[str, Any]]:
 
 
 def expected_tables() -> dict[str, list[tuple[str, ...]]]:
-    """``customer_monthly_purchase`` and ``sales_team_incentive`` of one clean run, as text."""
-    per_customer: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    per_person: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    for row in good_rows():
-        per_customer[(row["customer_id"], row["month"])] += row["total_cost"]
-        per_person[(row["sales_person_id"], row["month"])] += row["total_cost"]
-    customers = sorted(
-        (str(c), *CUSTOMERS[c], m[:4], str(int(m[5:])), str(total.quantize(CENT)))
-        for (c, m), total in per_customer.items()
-    )
-    best: dict[str, Decimal] = defaultdict(Decimal)
-    for (_, month), total in per_person.items():
-        best[month] = max(best[month], total)
-    incentives = []
-    for (p, month), total in per_person.items():
-        earned = (
-            (total * Decimal("0.01")).quantize(CENT, ROUND_HALF_UP)
-            if total == best[month]
-            else Decimal("0")
-        )
-        first, last = SALES_TEAM[p][:2]
-        incentives.append(
-            (
-                str(p),
-                first,
-                last,
-                month[:4],
-                str(int(month[5:])),
-                str(total.quantize(CENT)),
-                str(earned.quantize(CENT)),
-            )
-        )
-    return {"customer_monthly_purchase": customers, "sales_team_incentive": sorted(incentives)}
+    """``customer_monthly_purchase`` and ``sales_team_incentive`` of one clean run, as text
+    (the oracle of tests/harness.py over :func:`good_rows`)."""
+    loaded = [
+        {
+            "customer_id": str(row["customer_id"]),
+            "sales_person_id": str(row["sales_person_id"]),
+            "sales_date": row["sales_date"],
+            "total_cost": str(row["total_cost"]),
+        }
+        for row in good_rows()
+    ]
+    return expected_reporting_tuples(loaded, CUSTOMERS, SALES_TEAM, lambda _column, v: str(v))
 
 
 def expected_months() -> list[str]:
