@@ -214,6 +214,7 @@ def _judge(spark, dims, rows: list[tuple[dict[str, str | None], bool]]) -> tuple
     return reasons, customer_mart(classified, dims).collect()
 
 
+@pytest.mark.slow  # one Spark job per example: 189 s for 40 examples at load 12
 def test_every_row_gets_the_oracles_reason_shrinking(spark, dims) -> None:
     """Inside ``@given``: each row's reason equals the oracle's, the loaded rows are exactly the
     rows without a reason, and their totals per customer and month are the ``Decimal`` sums."""
