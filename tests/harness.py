@@ -577,6 +577,7 @@ def _typed(s: Sale) -> dict[str, Any]:
 
 def _customer_fields(s: Sale) -> dict[str, Any]:
     fields = _typed(s)
+    del fields["sales_person_id"]  # the customer mart has no sales person
     first, last, address, pincode, phone = CUSTOMERS[fields["customer_id"]]
     return {
         **fields,
