@@ -348,13 +348,13 @@ def test_the_run_completes_and_loads_the_good_file(
 @pytest.fixture(scope="module")
 def resent_workspace(
     first_run: dict[str, Any],
-    resent_workspace: Workspace,
+    workspace_with_plugins: Workspace,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Workspace:
     """A copy of the workspace as the first run left it, for the second run: the first run's
     own workspace stays as it was, whatever order the tests run in."""
     ws = Workspace(tmp_path_factory.mktemp("plugins_flow_resent") / "ws")
-    shutil.copytree(resent_workspace.root, ws.root)
+    shutil.copytree(workspace_with_plugins.root, ws.root)
     return ws
 
 
