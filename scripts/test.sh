@@ -7,7 +7,8 @@
 # other, each with its own --basetemp. Serially the suite took 61 min on this 2-core machine
 # (57 of pytest, 497 tests; ~20 of them the SIGKILL modules), and much of a SIGKILL test waits
 # for JVMs and servers to start, so the two overlap well. Exit status: non-zero when either session failed. With arguments, one session:
-# `bash scripts/test.sh tests/test_transform.py -k month` (what you iterate with).
+# `bash scripts/test.sh tests/test_transform.py -k month` (what you iterate with);
+# `make test-fast` is `bash scripts/test.sh -m "not slow"` (no flows, servers or containers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --dev

@@ -46,13 +46,13 @@ def prefect_api() -> Iterator[None]:
 
 @pytest.fixture
 def ws(template, tmp_path: Path):
-    """A copy of the requesting module's ``template`` workspace (``ops_helpers.Workspace``)."""
+    """A copy of the requesting module's ``template`` workspace (``ops_helpers.ops_workspace``)."""
     import shutil
 
-    from ops_helpers import Workspace
+    from ops_helpers import ops_workspace
 
     shutil.copytree(template.root, tmp_path / "ws")
-    return Workspace(tmp_path / "ws")
+    return ops_workspace(tmp_path / "ws")
 
 
 @pytest.fixture
@@ -65,16 +65,16 @@ def env(ws, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def workspace(tmp_path: Path):
-    """Landing folder, marts folder and SQLite URL under ``tmp_path`` (not yet populated)."""
+    """Settings of a ``harness.Workspace`` under ``tmp_path`` (folders made, nothing in them)."""
+    from harness import Workspace
+
     from sales_etl.settings import Settings
 
-    landing, marts = tmp_path / "landing", tmp_path / "marts"
-    (landing / "to_process").mkdir(parents=True)
-    marts.mkdir()
+    ws = Workspace(tmp_path).create()
     return Settings(
-        landing=str(landing),
-        marts=str(marts),
-        database_url=f"sqlite:///{tmp_path / 'etl.db'}",
+        landing=str(ws.landing),
+        marts=str(ws.marts),
+        database_url=ws.database_url,
         spark_master="local[2]",
         spark_shuffle_partitions=2,
         spark_driver_memory="2g",

@@ -1,4 +1,5 @@
-"""Module-scoped fixtures of the SIGKILL tests (test_crash_recovery.py, test_replay_crash.py):
+"""Module-scoped fixtures of the tests that run `sales-etl` subprocesses (test_crash_recovery.py,
+test_replay_crash.py, test_spark_cluster.py):
 one Prefect server per module, a class-data-sharing archive of Spark's classes, and the table of
 every subprocess's timing printed at the module's end. A pytest plugin (conftest.py
 ``pytest_plugins``), so each module names them as parameters without importing them.
@@ -12,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from crash_helpers import PrefectServer, base_env, dump_class_archive, with_class_archive
+from crash_helpers import base_env, dump_class_archive, with_class_archive
+from harness import PrefectServer
 
 
 @dataclass

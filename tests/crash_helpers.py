@@ -1,5 +1,6 @@
-"""Helpers for tests/test_crash_recovery.py: fixture files, workspaces, `sales-etl` subprocesses,
-a shared Prefect server, and the comparable state of a workspace.
+"""Helpers for tests/test_crash_recovery.py: fixture files, workspaces (``harness.Workspace``)
+from a template database, `sales-etl` subprocesses killed at an instant, and the comparable state
+of a workspace.
 
 Everything here looks at a workspace from the outside (files, SQLite, Parquet read with pyarrow),
 never through the product's own code, so the exactly-once tests cannot share a bug with it.
@@ -12,23 +13,17 @@ import hashlib
 import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import SALES_ETL, Workspace, stop_process
 from helpers import WaitTimeout, wait_until
-
-VENV_BIN = Path(sys.executable).parent
-SALES_ETL = str(VENV_BIN / "sales-etl")
-PREFECT = str(VENV_BIN / "prefect")
 
 BATCH_RE = re.compile(r"^[0-9]{8}_[0-9]{6}$")
 MART_NAMES = ("customer_data_mart", "sales_team_data_mart", "quarantine")
@@ -127,42 +122,7 @@ def write_dimensions(directory: Path) -> Path:
     return directory
 
 
-def drop_files(ws: Workspace, files: dict[str, bytes]) -> None:
-    """Put files into the workspace's ``to_process/``."""
-    inbox = ws.landing / "to_process"
-    inbox.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (inbox / name).write_bytes(data)
-
-
 # --- workspaces and runs -----------------------------------------------------------------------
-
-
-@dataclass
-class Workspace:
-    """A landing folder, a marts folder and an SQLite file under one root."""
-
-    root: Path
-    logs: list[Path] = field(default_factory=list)
-
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def marts(self) -> Path:
-        return self.root / "marts"
-
-    @property
-    def db(self) -> Path:
-        return self.root / "etl.db"
-
-    def settings_env(self) -> dict[str, str]:
-        return {
-            "SALES_ETL_LANDING": str(self.landing),
-            "SALES_ETL_MARTS": str(self.marts),
-            "SALES_ETL_DATABASE_URL": f"sqlite:///{self.db}",
-        }
 
 
 def copy_sqlite(source: Path, target: Path) -> None:
@@ -178,9 +138,7 @@ def copy_sqlite(source: Path, target: Path) -> None:
 
 def new_workspace(root: Path, template_db: Path) -> Workspace:
     """A fresh workspace whose database already holds the dimensions (copied from a template)."""
-    ws = Workspace(root)
-    (ws.landing / "to_process").mkdir(parents=True)
-    ws.marts.mkdir(parents=True)
+    ws = Workspace(root).create()
     copy_sqlite(template_db, ws.db)
     return ws
 
@@ -271,12 +229,6 @@ def _let_group_exit(proc: subprocess.Popen[bytes], seconds: float) -> None:
         )
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL whatever is left of the process group we started (Spark JVM, Prefect helpers)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def _wait_for_kill(
     proc: subprocess.Popen[bytes], log: Path, kill: KillAt, start: float
 ) -> str | None:
@@ -297,10 +249,10 @@ def _wait_for_kill(
         if deadline is None and anchor is not None and anchor.search(lines):
             deadline = now + kill.delay
         if deadline is not None and now >= deadline:
-            _kill_group(proc)
+            stop_process(proc, grace=0, group=True)
             return "at its instant"
         if deadline is not None and until is not None and until.search(lines):
-            _kill_group(proc)
+            stop_process(proc, grace=0, group=True)
             return "at the phase end (run faster than the reference)"
         time.sleep(0.02)
     return None
@@ -330,7 +282,7 @@ def run_cli(
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     log = ws.root / f"{len(ws.logs):02d}-{slug}.log"
     ws.logs.append(log)
-    full_env = {**env, **ws.settings_env(), **(extra_env or {})}
+    full_env = {**env, **ws.env(), **(extra_env or {})}
     killed_at = kill_reason = None
     stdout = log.with_suffix(".stdout") if separate_stdout else None
     with log.open("wb") as out, (stdout or Path(os.devnull)).open("wb") as std:
@@ -354,8 +306,7 @@ def run_cli(
             if proc.returncode == 0:
                 _let_group_exit(proc, linger)
         finally:
-            _kill_group(proc)
-            proc.wait()
+            stop_process(proc, grace=0, group=True)
     # A SIGKILLed process dies when the kernel gets to it: read the workspace only once nothing
     # of this run is left that could still write into it (the Spark JVM, Prefect helpers).
     wait_until(
@@ -431,8 +382,7 @@ def dump_class_archive(archive: Path, env: dict[str, str], work: Path) -> float:
             proc.wait(timeout=300)
             _let_group_exit(proc, 60)  # the JVM writes the archive as it exits
         finally:
-            _kill_group(proc)
-            proc.wait()
+            stop_process(proc, grace=0, group=True)
     return time.monotonic() - start
 
 
@@ -442,80 +392,6 @@ def with_class_archive(env: dict[str, str], archive: Path) -> dict[str, str]:
         return env
     java_opts = f"{env.get('JAVA_TOOL_OPTIONS', '')} -XX:SharedArchiveFile={archive}"
     return {**env, "JAVA_TOOL_OPTIONS": java_opts.strip()}
-
-
-# --- a shared Prefect server -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def api_healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
-            return response.read().strip() == b"true"
-    except OSError:
-        return False
-
-
-class PrefectServer:
-    """``prefect server start`` on a free local port, in its own session, own PREFECT_HOME."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.log = home / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.startup_seconds = 0.0
-
-    def start(self, timeout: float = 180) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        env = base_env(self.home, None)
-        start = time.monotonic()
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        proc = self.proc
-
-        def healthy() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"prefect server exited ({proc.returncode}): "
-                    + self.log.read_text(errors="replace")[-3000:]
-                )
-            return api_healthy(self.api_url)
-
-        try:
-            wait_until(
-                healthy, timeout=timeout, describe=f"prefect server at {self.api_url} healthy"
-            )
-        except WaitTimeout:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - start
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except (ProcessLookupError, PermissionError):
-            pass
-        except subprocess.TimeoutExpired:
-            _kill_group(self.proc)
-            self.proc.wait()
-        self.proc = None
 
 
 # --- the comparable state of a workspace -------------------------------------------------------

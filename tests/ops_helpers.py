@@ -4,34 +4,27 @@
   and its expected outputs, computed here with plain ``Decimal`` arithmetic, never with the
   product's own code;
 - readers of a workspace's outputs from the outside (sqlite3, pyarrow, the file tree);
-- a Prefect server / worker started as subprocesses on 127.0.0.1, and its REST API;
-- process-tree clean-up (only processes these tests started).
+- the REST API of a Prefect server (``harness.PrefectServer``) and waiting for a run's states and
+  logs there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
-import socket
 import sqlite3
 import subprocess
-import sys
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from harness import SALES_ETL, Workspace, expected_reporting_tuples
 from helpers import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
-PREFECT = str(VENV_BIN / "prefect")
-SALES_ETL = str(VENV_BIN / "sales-etl")
 CENT = Decimal("0.01")
 
 # --- the dataset ---------------------------------------------------------------------------------
@@ -119,6 +112,7 @@ def good_rows() -> list[dict[str, Any]]:
                     "customer_id": int(cid),
                     "store_id": int(sid),
                     "sales_person_id": int(pid),
+                    "sales_date": date,
                     "month": date[:7],
                     "total_cost": Decimal(total),
                 }
@@ -127,39 +121,18 @@ def good_rows() -> list[dict[str, Any]]:
 
 
 def expected_tables() -> dict[str, list[tuple[str, ...]]]:
-    """``customer_monthly_purchase`` and ``sales_team_incentive`` of one clean run, as text."""
-    per_customer: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    per_person: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    for row in good_rows():
-        per_customer[(row["customer_id"], row["month"])] += row["total_cost"]
-        per_person[(row["sales_person_id"], row["month"])] += row["total_cost"]
-    customers = sorted(
-        (str(c), *CUSTOMERS[c], m[:4], str(int(m[5:])), str(total.quantize(CENT)))
-        for (c, m), total in per_customer.items()
-    )
-    best: dict[str, Decimal] = defaultdict(Decimal)
-    for (_, month), total in per_person.items():
-        best[month] = max(best[month], total)
-    incentives = []
-    for (p, month), total in per_person.items():
-        earned = (
-            (total * Decimal("0.01")).quantize(CENT, ROUND_HALF_UP)
-            if total == best[month]
-            else Decimal("0")
-        )
-        first, last = SALES_TEAM[p][:2]
-        incentives.append(
-            (
-                str(p),
-                first,
-                last,
-                month[:4],
-                str(int(month[5:])),
-                str(total.quantize(CENT)),
-                str(earned.quantize(CENT)),
-            )
-        )
-    return {"customer_monthly_purchase": customers, "sales_team_incentive": sorted(incentives)}
+    """``customer_monthly_purchase`` and ``sales_team_incentive`` of one clean run, as text
+    (the oracle of tests/harness.py over :func:`good_rows`)."""
+    loaded = [
+        {
+            "customer_id": str(row["customer_id"]),
+            "sales_person_id": str(row["sales_person_id"]),
+            "sales_date": row["sales_date"],
+            "total_cost": str(row["total_cost"]),
+        }
+        for row in good_rows()
+    ]
+    return expected_reporting_tuples(loaded, CUSTOMERS, SALES_TEAM, lambda _column, v: str(v))
 
 
 def expected_months() -> list[str]:
@@ -169,53 +142,28 @@ def expected_months() -> list[str]:
 # --- a workspace ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Workspace:
-    """Landing folder, marts folder and SQLite database of one test (all under ``root``)."""
+#: A small Spark for the operations tests' `sales-etl` subprocesses.
+SMALL_SPARK = {
+    "SALES_ETL_SPARK_MASTER": "local[1]",
+    "SALES_ETL_SPARK_DRIVER_MEMORY": "1g",
+    "SALES_ETL_SPARK_SHUFFLE_PARTITIONS": "2",
+}
 
-    root: Path
 
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def marts(self) -> Path:
-        return self.root / "marts"
-
-    @property
-    def db_dir(self) -> Path:
-        return self.root / "db"
-
-    @property
-    def db(self) -> Path:
-        return self.db_dir / "sales_etl.db"
-
-    @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.db}"
-
-    def env(self) -> dict[str, str]:
-        """``SALES_ETL_*`` settings pointing at this workspace."""
-        return {
-            "SALES_ETL_LANDING": str(self.landing),
-            "SALES_ETL_MARTS": str(self.marts),
-            "SALES_ETL_DATABASE_URL": self.database_url,
-            "SALES_ETL_SPARK_MASTER": "local[1]",
-            "SALES_ETL_SPARK_DRIVER_MEMORY": "1g",
-            "SALES_ETL_SPARK_SHUFFLE_PARTITIONS": "2",
-        }
+def ops_workspace(root: Path) -> Workspace:
+    """The operations tests' workspace: its database in ``root/db/`` (a folder a test can
+    move away or replace by a link), :data:`SMALL_SPARK`."""
+    return Workspace(root, database_file="db/sales_etl.db", settings=SMALL_SPARK)
 
 
 def prepare_workspace(root: Path, env: dict[str, str]) -> Workspace:
     """Tables created and dimensions loaded with the product's CLI, files dropped in."""
-    ws = Workspace(root)
+    ws = ops_workspace(root)
     dims = root / "dimensions"
     dims.mkdir(parents=True)
     for name, text in dimension_csvs().items():
         (dims / name).write_text(text)
-    inbox = ws.landing / "to_process"
-    inbox.mkdir(parents=True)
+    ws.inbox.mkdir(parents=True)
     ws.marts.mkdir()
     run_env = {**env, **ws.env()}
     for args in (["init-db"], ["load-dimensions", str(dims)]):
@@ -223,8 +171,7 @@ def prepare_workspace(root: Path, env: dict[str, str]) -> Workspace:
             [SALES_ETL, *args], env=run_env, capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, f"sales-etl {args[0]} failed:\n{done.stdout}\n{done.stderr}"
-    for name, data in sales_bytes().items():
-        (inbox / name).write_bytes(data)
+    ws.drop(sales_bytes())
     return ws
 
 
@@ -332,104 +279,7 @@ def assert_outputs_equal_clean_run(ws: Workspace) -> None:
     assert [r[0] for r in loaded] == ["sales_a.csv", "sales_b.csv"]
 
 
-# --- processes -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def kill_tree(proc: subprocess.Popen[Any] | None, timeout: float = 20) -> None:
-    """Stop a process this test started and every process below it (SIGTERM, then SIGKILL)."""
-    if proc is None:
-        return
-    import psutil
-
-    try:
-        parent = psutil.Process(proc.pid)
-        family = [*parent.children(recursive=True), parent]
-    except psutil.NoSuchProcess:
-        family = []
-    for p in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.terminate()
-    _, alive = psutil.wait_procs(family, timeout=timeout)
-    for p in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
-    with contextlib.suppress(Exception):
-        proc.wait(timeout=10)
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def prefect_env(home: Path, api_url: str) -> dict[str, str]:
-    """The environment of every Prefect subprocess: private home, this API, no telemetry."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PREFECT_", "SALES_ETL_")) or k == "SALES_ETL_RETRY_DELAY_SECONDS"
-    }
-    env.update(
-        {
-            "PREFECT_HOME": str(home),
-            "PREFECT_API_URL": api_url,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_CLI_PROMPT": "false",
-            "PREFECT_LOGGING_LEVEL": "INFO",
-            "SPARK_LOCAL_IP": "127.0.0.1",
-        }
-    )
-    env.pop("SALES_ETL_HOME", None)
-    return env
-
-
-class PrefectServer:
-    """``prefect server start`` on a free 127.0.0.1 port with a private PREFECT_HOME."""
-
-    def __init__(self, home: Path, log: Path) -> None:
-        self.home, self.log = home, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.api_url = f"{self.url}/api"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 180) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=prefect_env(self.home, self.api_url),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.home,
-            )
-        proc = self.proc
-
-        def health() -> Any:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited {proc.returncode}:\n{tail(self.log)}")
-            return api_get(self.api_url, "/health")
-
-        wait_until(
-            health,
-            lambda answer: answer is True,
-            timeout=timeout,
-            describe=f"prefect server at {self.api_url} healthy",
-            retry_on=(OSError, ValueError),
-            context=lambda: tail(self.log),
-        )
-
-    def stop(self) -> None:
-        kill_tree(self.proc)
+# --- the Prefect REST API ---------------------------------------------------------------------------
 
 
 def _request(method: str, url: str, body: Any = None, timeout: float = 30) -> Any:

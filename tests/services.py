@@ -23,7 +23,6 @@ import itertools
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from harness import free_port, stop_process, tail
 from helpers import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,36 +61,10 @@ _AWS_VARS = (
 )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Stop one process we started: SIGTERM, then SIGKILL after ``timeout`` seconds."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def _wait_for_server(
@@ -108,7 +82,7 @@ def _wait_for_server(
 
     def probe() -> bool:
         if proc.poll() is not None:
-            pytest.fail(f"{name} exited with {proc.returncode}:\n{_tail(log)}", pytrace=False)
+            pytest.fail(f"{name} exited with {proc.returncode}:\n{tail(log)}", pytrace=False)
         return answers()
 
     try:
@@ -120,8 +94,8 @@ def _wait_for_server(
             retry_on=(Exception,),
         )
     except WaitTimeout as exc:
-        _stop(proc)
-        pytest.fail(f"{exc}\n{_tail(log)}", pytrace=False)
+        stop_process(proc, grace=30)
+        pytest.fail(f"{exc}\n{tail(log)}", pytrace=False)
 
 
 def _find(executable: str, *preferred_dirs: str) -> str | None:
@@ -230,7 +204,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
             else:
                 os.environ[name] = value
         clear_s3_cache()
-        _stop(server.process)
+        stop_process(server.process)
 
 
 _bucket_numbers = itertools.count(1)
@@ -386,7 +360,7 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     try:
         yield server
     finally:
-        _stop(server.process, timeout=60)
+        stop_process(server.process, grace=60)
         shutil.rmtree(Path(server.socket).parent, ignore_errors=True)
         if server.process.returncode is not None:
             shutil.rmtree(server.datadir, ignore_errors=True)
@@ -429,7 +403,7 @@ class SparkCluster:
     def logs(self, lines: int = 40) -> str:
         """The tail of every daemon's log (for failure messages)."""
         return "\n".join(
-            f"--- {name} log ({log}):\n{_tail(log, lines)}"
+            f"--- {name} log ({log}):\n{tail(log, lines)}"
             for name, log in [("master", self.master_log)]
             + [(f"worker {i + 1}", log) for i, log in enumerate(self.worker_logs)]
         )
@@ -536,8 +510,8 @@ def start_spark_cluster(base: Path, timeout: float = 180) -> SparkCluster:
 
     def give_up(why: str) -> None:
         for worker in workers:
-            _stop(worker)
-        _stop(master)
+            stop_process(worker)
+        stop_process(master)
         pytest.fail(f"Spark standalone cluster: {why}\n{cluster.logs()}", pytrace=False)
 
     def alive_workers() -> int:
@@ -569,5 +543,5 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkClu
         yield cluster
     finally:
         for worker in cluster.workers:
-            _stop(worker)  # stops its executors too
-        _stop(cluster.master)
+            stop_process(worker)  # stops its executors too
+        stop_process(cluster.master)

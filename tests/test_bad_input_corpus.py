@@ -9,31 +9,32 @@ recomputation over the loaded records.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
+import shutil
 from collections import Counter, defaultdict
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from corpus import (
     BAD_SCHEMA,
+    CUSTOMERS,
     DUPLICATES,
     IGNORED,
     PROCESSED,
+    SALES_TEAM,
     WRONG_TYPE,
     CorpusFile,
     build_corpus,
     expected_reason,
     load_corpus_dimensions,
 )
+from harness import Workspace, assert_reporting_tables_match
 from helpers import (
     files_under,
     read_parquet_rows,
     read_table,
     sha256_bytes,
-    write_bytes,
 )
 
 csv.field_size_limit(1 << 30)
@@ -50,30 +51,20 @@ def _name(source_file: str) -> str:
 
 @pytest.fixture(scope="module")
 def corpus_run(spark, prefect_api, tmp_path_factory) -> dict[str, Any]:
-    from sales_etl.flows.sales_flow import sales_etl_flow
-
-    root = tmp_path_factory.mktemp("corpus")
-    landing, marts = root / "landing", root / "marts"
-    database_url = f"sqlite:///{root / 'etl.db'}"
-    load_corpus_dimensions(root / "dims", database_url)
+    ws = Workspace(tmp_path_factory.mktemp("corpus")).create()
+    load_corpus_dimensions(ws.root / "dims", ws.database_url)
     files = build_corpus()
-    for f in files:
-        write_bytes(landing / "to_process" / f.name, f.data)
+    ws.drop({f.name: f.data for f in files})
     # Many corpus files are mostly bad rows (dates.csv: 9 of 10): the mass-quarantine guard would
     # hold them whole (tests/test_end_to_end.py tests it); here each record's fate is checked.
-    summary = sales_etl_flow(
-        landing=str(landing),
-        marts=str(marts),
-        database_url=database_url,
-        max_bad_row_fraction=1.0,
-    )
+    summary = ws.run_flow(max_bad_row_fraction=1.0)
     return {
         "files": files,
         "summary": summary,
-        "landing": landing,
-        "marts": marts,
-        "database_url": database_url,
-        "root": root,
+        "landing": ws.landing,
+        "marts": ws.marts,
+        "database_url": ws.database_url,
+        "root": ws.root,
     }
 
 
@@ -99,6 +90,7 @@ def test_expected_reasons_agree_with_the_rule_oracle() -> None:
                 )
 
 
+@pytest.mark.slow
 def test_every_file_ends_in_exactly_one_documented_place(corpus_run: dict[str, Any]) -> None:
     files: list[CorpusFile] = corpus_run["files"]
     landing: Path = corpus_run["landing"]
@@ -122,6 +114,7 @@ def test_every_file_ends_in_exactly_one_documented_place(corpus_run: dict[str, A
             ), f.name
 
 
+@pytest.mark.slow
 def test_staging_rows_match_each_file(corpus_run: dict[str, Any]) -> None:
     rows = read_table(corpus_run["database_url"], "staging_files")
     by_name = {r["file_location"].removeprefix("to_process/"): r for r in rows}
@@ -138,6 +131,7 @@ def test_staging_rows_match_each_file(corpus_run: dict[str, Any]) -> None:
             assert row["reason"], name
 
 
+@pytest.mark.slow
 def test_every_record_is_loaded_or_quarantined_with_its_reason(
     corpus_run: dict[str, Any],
 ) -> None:
@@ -169,6 +163,7 @@ def test_every_record_is_loaded_or_quarantined_with_its_reason(
             assert product in names[f.name], (f.name, product[:40])
 
 
+@pytest.mark.slow
 def test_quarantine_keeps_the_original_values(corpus_run: dict[str, Any]) -> None:
     quarantine = read_parquet_rows(corpus_run["marts"] / "quarantine")
     nan = [r for r in quarantine if _name(r["source_file"]) == "nan_infinity.csv"]
@@ -184,50 +179,42 @@ def test_quarantine_keeps_the_original_values(corpus_run: dict[str, Any]) -> Non
     assert cut["raw_record"] == line[:4096] + f" [cut: {len(line)} characters in all]"
 
 
+@pytest.mark.slow
 def test_reporting_tables_equal_a_decimal_recomputation(corpus_run: dict[str, Any]) -> None:
-    per_customer: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
-    per_person: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
+    """Both reporting tables equal the harness oracle (names, monthly totals, incentives) over
+    the records the rule oracle loads."""
+    loaded = []
     for f in corpus_run["files"]:
         if f.outcome != PROCESSED:
             continue
         header, records = _records(f.data)
         for record, reason in zip(records, f.reasons, strict=True):
-            if reason is not None:
-                continue
-            values = {k: v.strip(" ") for k, v in zip(header, record, strict=True)}
-            day = dt.date.fromisoformat(values["sales_date"])
-            cost = Decimal(values["total_cost"])
-            per_customer[(int(values["customer_id"]), day.year, day.month)] += cost
-            per_person[(int(values["sales_person_id"]), day.year, day.month)] += cost
+            if reason is None:
+                loaded.append({k: v.strip(" ") for k, v in zip(header, record, strict=True)})
+    assert loaded
     url = corpus_run["database_url"]
-    got_c = {
-        (r["customer_id"], r["year"], r["month"]): r["monthly_total"]
-        for r in read_table(url, "customer_monthly_purchase")
-    }
-    assert got_c == dict(per_customer)
-    got_p = {
-        (r["sales_person_id"], r["year"], r["month"]): r["total_sales"]
-        for r in read_table(url, "sales_team_incentive")
-    }
-    assert got_p == dict(per_person)
+    assert_reporting_tables_match(
+        lambda table: read_table(url, table), loaded, CUSTOMERS, SALES_TEAM
+    )
 
 
-def test_resending_the_corpus_loads_nothing_twice(corpus_run: dict[str, Any]) -> None:
-    """Second run: every loaded file again -> duplicates; tables and marts unchanged."""
-    from sales_etl.flows.sales_flow import sales_etl_flow
-
-    landing, marts, url = corpus_run["landing"], corpus_run["marts"], corpus_run["database_url"]
+@pytest.mark.slow
+def test_resending_the_corpus_loads_nothing_twice(
+    corpus_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """Second run: every loaded file again -> duplicates; tables and marts unchanged. On a copy
+    of the corpus run's workspace: the other tests read that one as the first run left it."""
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(corpus_run["root"], ws.root)
+    landing, marts, url = ws.landing, ws.marts, ws.database_url
     loaded = [f for f in corpus_run["files"] if f.outcome == PROCESSED]
     before = (
         read_table(url, "customer_monthly_purchase"),
         read_table(url, "sales_team_incentive"),
         files_under(marts, ".parquet"),
     )
-    for f in loaded:
-        write_bytes(landing / "to_process" / f.name, f.data)
-    summary = sales_etl_flow(
-        landing=str(landing), marts=str(marts), database_url=url, max_bad_row_fraction=1.0
-    )
+    ws.drop({f.name: f.data for f in loaded})
+    summary = ws.run_flow(max_bad_row_fraction=1.0)
     assert summary["files_by_outcome"] == {DUPLICATES: len(loaded)}
     assert summary["rows_total"] == 0
     after = (

@@ -1,5 +1,7 @@
 """bench/run.py end to end at a tiny size: it must run, and the pipeline and the DuckDB reference
-(an independent implementation of the same rules) must agree on every number it compares.
+(an independent implementation of the same rules) must agree: on every number the bench
+compares, and on what the test itself reads from both sides' Parquet outputs with pyarrow
+(:func:`assert_pipeline_and_reference_agree`).
 
 One ``--scale`` invocation (issue 16: the small-batch figures, a batch into a full month and
 into an empty one, then the comparison). The figures
@@ -136,6 +138,7 @@ def test_bench_runs_and_both_sides_agree(tmp_path: Path) -> None:
     ):
         assert line in proc.stdout
     assert_month_scale_measured_what_it_says(scale["month_scale"], tmp_path / "work")
+    assert_pipeline_and_reference_agree(tmp_path / "work", sources)
     # Both process trees were really sampled (a JVM alone is far above 100 MB).
     assert result["pipeline_peak_rss"] > 300 * 2**20 and result["reference_peak_rss"] > 0
     stages = result["pipeline_stages"]
@@ -175,6 +178,33 @@ def _mart_totals(marts: Path) -> tuple[dict[str, Decimal], Counter[str]]:
             totals[month] += amount
             counts[month] += 1
     return dict(totals), counts
+
+
+def _quarantine_reasons(paths: list[Path]) -> Counter[str]:
+    """Rows per reason text of quarantine Parquet files (pyarrow)."""
+    return Counter(
+        reason
+        for path in paths
+        for reason in pq.read_table(path, columns=["reason"])["reason"].to_pylist()
+    )
+
+
+def assert_pipeline_and_reference_agree(work: Path, sources: list[Path]) -> None:
+    """The test's own comparison of what the two sides wrote (not the bench's ``compare``):
+    the customer mart's rows and ``total_cost`` per month and the quarantine's rows per reason,
+    read with pyarrow from both sides' Parquet; every input record (counted with the csv module)
+    in exactly one of mart and quarantine; the pipeline's ``customer_monthly_purchase`` summed
+    per month equal to its mart."""
+    pipeline, reference = work / "pipeline", work / "reference"
+    totals, counts = _mart_totals(pipeline / "marts")
+    assert (totals, counts) == _mart_totals(reference / "marts")
+    assert len(counts) == 2  # --months 2
+    reasons = _quarantine_reasons(sorted((pipeline / "marts" / "quarantine").rglob("*.parquet")))
+    assert reasons == _quarantine_reasons([reference / "marts" / "quarantine.parquet"])
+    records = sum(count_csv_records(p.read_bytes()) for p in sources)
+    assert sum(counts.values()) + sum(reasons.values()) == records == 20000
+    assert 0.01 < sum(reasons.values()) / records < 0.1  # --bad-row-fraction 0.03
+    assert _month_totals(pipeline / "sales_etl.db") == totals
 
 
 def assert_month_scale_measured_what_it_says(month: dict, work: Path) -> None:

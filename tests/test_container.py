@@ -33,17 +33,15 @@ from crash_helpers import (
     ALL_FILES,
     BATCH_1,
     BATCH_2,
-    PrefectServer,
-    Workspace,
     assert_nothing_lost,
     base_env,
     diff_states,
-    drop_files,
     new_workspace,
     run_cli,
     workspace_state,
     write_dimensions,
 )
+from harness import PrefectServer, Workspace
 from ops_helpers import api_post, reporting_tables
 from test_dockerfile import SECRET_NAME, URL_WITH_PASSWORD, env_pairs
 from test_three_configurations import Config, run_scenario
@@ -223,7 +221,7 @@ def _workspace_for_uid(ws: Workspace) -> None:
 def _container_run(
     tag: str, ws: Workspace, api_url: str, log: Path, name: str
 ) -> subprocess.Popen[bytes]:
-    env = {**ws.settings_env(), **SMALL_SPARK, "PREFECT_API_URL": api_url}
+    env = {**ws.env(), **SMALL_SPARK, "PREFECT_API_URL": api_url}
     _workspace_for_uid(ws)
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -265,7 +263,7 @@ def test_sigterm_mid_run_then_recovery_equals_one_clean_run(
 
     # The reference: one clean run of the container over all files.
     reference = new_workspace(tmp_path / "reference", template.db)
-    drop_files(reference, ALL_FILES)
+    reference.drop(ALL_FILES)
     clean = _container_run(bookworm_image, reference, api, tmp_path / "clean.log", "clean")
     assert clean.wait(timeout=900) == 0, (tmp_path / "clean.log").read_text()[-3000:]
     expected = workspace_state(reference)
@@ -273,7 +271,7 @@ def test_sigterm_mid_run_then_recovery_equals_one_clean_run(
 
     # SIGTERM while Spark builds the marts (the rejected files are already routed).
     ws = new_workspace(tmp_path / "killed", template.db)
-    drop_files(ws, BATCH_1)
+    ws.drop(BATCH_1)
     runs_before = {r["id"] for r in _flow_runs(api)}
     log = tmp_path / "killed.log"
     name = f"sales-etl-sigterm-{secrets.token_hex(4)}"
@@ -297,7 +295,7 @@ def test_sigterm_mid_run_then_recovery_equals_one_clean_run(
     assert_nothing_lost(ws, BATCH_1)
 
     # The next run (with the second batch) recovers; the result equals the clean run.
-    drop_files(ws, BATCH_2)
+    ws.drop(BATCH_2)
     again = _container_run(bookworm_image, ws, api, tmp_path / "again.log", "again")
     assert again.wait(timeout=900) == 0, (tmp_path / "again.log").read_text()[-3000:]
     assert_nothing_lost(ws, ALL_FILES)

@@ -26,16 +26,12 @@ from pathlib import Path
 
 import pytest
 from container_helpers import USER_ID, image_for, podman
+from harness import PREFECT, SALES_ETL, PrefectServer, stop_process
 from ops_helpers import (
-    PREFECT,
     REPO,
-    SALES_ETL,
-    PrefectServer,
     artifacts,
     assert_outputs_equal_clean_run,
     dimension_csvs,
-    kill_tree,
-    prefect_env,
     prepare_workspace,
     sales_bytes,
     wait_for_state,
@@ -51,7 +47,7 @@ def test_process_worker_in_the_container_runs_a_deployment_run(tmp_path: Path) -
     worker = f"sales-etl-worker-{secrets.token_hex(4)}"
     try:
         server.start()
-        env = prefect_env(server.home, server.api_url)
+        env = server.env()
         ws = prepare_workspace(tmp_path / "ws", env)
         for path in [ws.root, *ws.root.rglob("*")]:
             os.chown(path, USER_ID, USER_ID)
@@ -127,7 +123,7 @@ def test_docker_worker_on_the_podman_socket_runs_nightly_docker(
     worker_log = tmp_path / "worker.log"
     try:
         server.start()
-        env = prefect_env(server.home, server.api_url)
+        env = server.env()
         bucket = f"sales-etl-docker-{secrets.token_hex(4)}"
         s3 = moto_server.client()
         s3.create_bucket(Bucket=bucket)
@@ -231,7 +227,6 @@ def test_docker_worker_on_the_podman_socket_runs_nightly_docker(
         }
         assert not [k for k in keys if k.startswith("landing/to_process/")]
     finally:
-        kill_tree(worker)
+        stop_process(worker)
         server.stop()
-        service.terminate()
-        service.wait(timeout=30)
+        stop_process(service, grace=30)

@@ -39,11 +39,9 @@ from crash_helpers import (
     PARTIAL_NAMES,
     KillAt,
     RunResult,
-    Workspace,
     assert_nothing_lost,
     clone_workspace,
     diff_states,
-    drop_files,
     journal,
     last_step,
     log_offsets,
@@ -52,6 +50,7 @@ from crash_helpers import (
     workspace_state,
     write_dimensions,
 )
+from harness import Workspace
 
 from sales_etl.faults import CRASH_POINTS
 
@@ -126,7 +125,7 @@ def reference(
 ) -> Reference:
     """One clean run over all five files, in its own workspace."""
     ws = new_workspace(tmp_path_factory.mktemp("reference"), template_db)
-    drop_files(ws, ALL_FILES)
+    ws.drop(ALL_FILES)
     result = run(ws, spark_env, timings, "reference: clean run, all files")
     assert result.returncode == 0, result.tail()
     state = workspace_state(ws)
@@ -177,7 +176,7 @@ def killed_run(
     kill: KillAt | None = None,
 ) -> RunResult:
     """Batch 1 lands, a run is killed; nothing may be lost at that moment."""
-    drop_files(ws, BATCH_1)
+    ws.drop(BATCH_1)
     extra_env = {"SALES_ETL_CRASH_AT": crash_at} if crash_at else None
     killed = run(ws, env, timings, f"{label}: killed run", extra_env=extra_env, kill=kill)
     assert_nothing_lost(ws, BATCH_1)  # every file somewhere, exactly once, byte-identical
@@ -188,7 +187,7 @@ def rerun_equals_reference(
     ws: Workspace, timings: list[Timing], label: str, reference: Reference
 ) -> None:
     """Batch 2 lands, a clean rerun recovers and loads it; the end state is the clean run's."""
-    drop_files(ws, BATCH_2)
+    ws.drop(BATCH_2)
     rerun = run(ws, reference.env, timings, f"{label}: rerun")
     assert rerun.returncode == 0, rerun.tail()
     state = workspace_state(ws)
@@ -267,7 +266,7 @@ def test_same_file_sent_twice_goes_to_duplicates(
 ) -> None:
     ws = clone_workspace(reference.ws, tmp_path / "ws")
     resent = "sales_2024_03_a_resent.csv"
-    drop_files(ws, {resent: ALL_FILES["sales_2024_03_a.csv"]})
+    ws.drop({resent: ALL_FILES["sales_2024_03_a.csv"]})
     result = run(ws, reference.env, timings, "duplicate: run with a re-sent file")
     assert result.returncode == 0, result.tail()
 

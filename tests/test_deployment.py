@@ -26,22 +26,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from harness import PREFECT, PrefectServer, Workspace, stop_process, tail
 from helpers import wait_until
 from ops_helpers import (
-    PREFECT,
     REPO,
-    PrefectServer,
-    Workspace,
     api_get,
     api_post,
     artifacts,
     assert_outputs_equal_clean_run,
     expected_months,
     expected_tables,
-    kill_tree,
-    prefect_env,
     prepare_workspace,
-    tail,
     task_runs,
     utc,
     wait_for_run_logs,
@@ -81,6 +76,20 @@ def project_version() -> str:
     return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
+#: The run summary's log line of the deployment run (ops_helpers' dataset).
+SUMMARY_LINE = "9 rows read, 7 loaded, 2 quarantined"
+
+
+@dataclass
+class FirstRun:
+    """The deployment run as its first run left it, read once: the retry test runs it again,
+    and no other test may depend on running before that one."""
+
+    run: dict
+    artifacts: dict[str, dict]  # by key
+    logs: list[dict]
+
+
 @dataclass
 class Stack:
     server: PrefectServer
@@ -90,6 +99,7 @@ class Stack:
     flow_run_id: str
     db_secret: str
     worker: subprocess.Popen[bytes]
+    first: FirstRun | None = None
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
@@ -109,7 +119,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     worker_log = root / "worker.log"
     try:
         server.start()
-        env = prefect_env(server.home, server.api_url)
+        env = server.env()
         ws = prepare_workspace(root / "ws", env)
         cli(env, "work-pool", "create", PROCESS_POOL, "--type", "process")
         # The docker pool as docs/operating.md makes it: secrets only referenced (Secret blocks).
@@ -157,7 +167,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert match, started
         yield Stack(server, env, ws, worker_log, match.group(1), db_secret, worker)
     finally:
-        kill_tree(worker)
+        stop_process(worker)
         server.stop()
 
 
@@ -183,6 +193,20 @@ def _completed(stack: Stack) -> dict:
         )
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nworker log:\n{tail(stack.worker_log)}") from None
+
+
+def _first_run(stack: Stack) -> FirstRun:
+    """The completed first run, its artifacts and its whole log (read on the first call)."""
+    if stack.first is None:
+        run = _completed(stack)
+        assert run["state"]["type"] == "COMPLETED", (
+            f"{run['state']}\nworker log:\n{tail(stack.worker_log)}"
+        )
+        found = artifacts(stack.server.api_url, stack.flow_run_id)
+        # The last log batches can reach the API after the run completed: wait for the whole log.
+        logs = wait_for_run_logs(stack.server.api_url, stack.flow_run_id, expected=[SUMMARY_LINE])
+        stack.first = FirstRun(run, {a["key"]: a for a in found}, logs)
+    return stack.first
 
 
 # --- what `prefect deploy --all` registered -------------------------------------------------------
@@ -342,8 +366,7 @@ def test_deployment_run_completes_with_expected_outputs(stack: Stack) -> None:
 
 
 def test_run_publishes_its_report_as_artifacts(stack: Stack) -> None:
-    _completed(stack)
-    found = {a["key"]: a for a in artifacts(stack.server.api_url, stack.flow_run_id)}
+    found = _first_run(stack).artifacts
     assert set(found) == {
         "sales-etl-summary",
         "sales-etl-files",
@@ -387,12 +410,8 @@ def test_run_publishes_its_report_as_artifacts(stack: Stack) -> None:
 
 
 def test_run_log_has_the_flow_logs_and_no_spark_noise(stack: Stack) -> None:
-    _completed(stack)
-    summary_line = "9 rows read, 7 loaded, 2 quarantined"
-    # The last log batches can reach the API after the run completed: wait for the whole log.
-    logs = wait_for_run_logs(stack.server.api_url, stack.flow_run_id, expected=[summary_line])
-    messages = [log["message"] for log in logs]
-    assert any(summary_line in m for m in messages), messages
+    messages = [log["message"] for log in _first_run(stack).logs]
+    assert any(SUMMARY_LINE in m for m in messages), messages
     noisy = [m for m in messages if SPARK_NOISE.search(m)]
     assert not noisy, noisy
 
@@ -461,7 +480,7 @@ def test_ui_shows_the_run_completed(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_retry_of_the_deployment_run_runs_again_without_duplicates(stack: Stack) -> None:
-    first = _completed(stack)
+    first = _first_run(stack).run  # what the other tests read of the first run, read before
     assert first["state"]["type"] == "COMPLETED"
     out = cli(stack.env, "flow-run", "retry", stack.flow_run_id)
     assert "scheduled for retry" in out

@@ -19,161 +19,53 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 from corpus import expected_reason
+from harness import (
+    CUSTOMERS,
+    SALES_TEAM,
+    STORES,
+    Sale,
+    Workspace,
+    assert_marts_match,
+    assert_reporting_tables_match,
+    load_shared_dimensions,
+    reporting_rows,
+    sale,
+    sales_csv,
+)
 from helpers import (
     SALES_COLUMNS,
     count_csv_records,
     csv_bytes,
     files_under,
     flow_run_artifacts,
-    load_dimension_folder,
     read_parquet_rows,
     read_table,
     sha256_bytes,
     tree_snapshot,
     write_bytes,
-    write_dimensions,
 )
 
-CENT = Decimal("0.01")
+# every test runs the nightly flow (Spark, Prefect) one to three times
+pytestmark = pytest.mark.slow
+
 BATCH_RE = re.compile(r"^[0-9]{8}_[0-9]{6}$")
 PROCESSED = "processed"
 WRONG_TYPE, BAD_SCHEMA, DUPLICATES = "wrong_file_types", "bad_schema", "duplicates"
 HELD = "too_many_bad_rows"  # held whole by the mass-quarantine guard: its rows count nowhere
 EITHER = "processed_or_duplicate"  # identical files in one batch: one loads, the others don't
 
-# --- dimensions (hand-written) -------------------------------------------------------------------
-
-CUSTOMERS = {
-    1: ("Asha", "Rao", "12 Lake Rd", "560001", "9000000001"),
-    2: ("Ben", "Cole", "3 Hill St", "040002", "9000000002"),  # leading zero: pincode is text
-    3: ("Chen", "Wu", "7 Bay Ave, Apt 2", "560003", "9000000003"),
-    4: ("Dana", "Fox", "9 Elm Ct", "560004", "9000000004"),
-    5: ("Eli", "Park", "1 Oak Ln", "560005", "9000000005"),
-}
-STORES = {
-    10: ("1 Main St", "560010", "Mona Shah"),
-    11: ("2 High St", "560011", "Nick Bose"),
-}
-SALES_TEAM = {  # id: first, last, manager_id, is_manager
-    100: ("Ann", "Lee", 103, "N"),
-    101: ("Bob", "Ray", 103, "N"),
-    102: ("Cy", "Dee", 103, "N"),
-    103: ("Dev", "Roy", None, "Y"),
-}
-
-
-def _write_and_load_dimensions(folder: Path, database_url: str) -> None:
-    write_dimensions(
-        folder,
-        customer=[
-            {
-                "customer_id": cid,
-                "first_name": first,
-                "last_name": last,
-                "address": address,
-                "pincode": pincode,
-                "phone_number": phone,
-                "customer_joining_date": "2020-01-15",
-            }
-            for cid, (first, last, address, pincode, phone) in CUSTOMERS.items()
-        ],
-        store=[
-            {
-                "id": sid,
-                "address": address,
-                "store_pincode": pincode,
-                "store_manager_name": manager,
-                "store_opening_date": "2019-06-01",
-                "reviews": "good",
-            }
-            for sid, (address, pincode, manager) in STORES.items()
-        ],
-        sales_team=[
-            {
-                "id": pid,
-                "first_name": first,
-                "last_name": last,
-                "manager_id": manager,
-                "is_manager": is_manager,
-                "address": "HQ",
-                "pincode": "560100",
-                "joining_date": "2021-02-01",
-            }
-            for pid, (first, last, manager, is_manager) in SALES_TEAM.items()
-        ],
-        product=[
-            {"id": 1, "name": "pen", "current_price": "10.00", "old_price": "9.50"},
-            {"id": 2, "name": "ink", "current_price": "4.25", "old_price": ""},
-        ],
-    )
-    counts = load_dimension_folder(database_url, folder)
-    assert counts == {"customer": 5, "store": 2, "sales_team": 4, "product": 2}
+# The dimensions (harness.CUSTOMERS, STORES, SALES_TEAM, PRODUCTS) and the oracle of the row and
+# incentive rules are shared with tests/test_three_configurations.py (tests/harness.py).
 
 
 # --- what the test sends -------------------------------------------------------------------------
-
-
-@dataclass
-class Sale:
-    """One data record as written: raw strings of the mandatory columns (+ extras)."""
-
-    values: dict[str, str]
-    reason: str | None = None  # the expected quarantine reason; None = must be loaded
-    extras: dict[str, str] = field(default_factory=dict)  # extra columns, header order
-    raw_line: str | None = None  # for a malformed record: the line as written
-
-    @property
-    def loaded(self) -> bool:
-        return self.reason is None
-
-
-def sale(
-    customer: object,
-    store: object,
-    person: object,
-    date: str,
-    price: str,
-    quantity: object,
-    total: str | None = None,
-    *,
-    product: str = "pen",
-    reason: str | None = None,
-    extras: dict[str, str] | None = None,
-) -> Sale:
-    """A record; ``total`` defaults to price x quantity (exact decimal)."""
-    if total is None:
-        total = str(Decimal(price) * int(quantity))  # type: ignore[call-overload]
-    values = {
-        "customer_id": str(customer),
-        "store_id": str(store),
-        "product_name": product,
-        "sales_date": date,
-        "sales_person_id": str(person),
-        "price": price,
-        "quantity": str(quantity),
-        "total_cost": total,
-    }
-    return Sale(values, reason, dict(extras or {}))
-
-
-def sales_csv(
-    sales: Sequence[Sale],
-    header: Sequence[str] = SALES_COLUMNS,
-    *,
-    line_end: str = "\n",
-    bom: bool = False,
-    quote_all: bool = False,
-) -> bytes:
-    """CSV bytes of ``sales`` under ``header`` (mandatory and extra columns, any order)."""
-    rows = [{**s.values, **s.extras} for s in sales]
-    return csv_bytes(header, rows, line_end=line_end, bom=bom, quote_all=quote_all)
 
 
 @dataclass
@@ -204,13 +96,10 @@ class Pipeline:
     """A landing zone, marts folder and SQLite database, and the ledger of what was sent."""
 
     def __init__(self, root: Path) -> None:
-        self.landing = root / "landing"
-        self.marts = root / "marts"
-        self.inbox = self.landing / "to_process"
-        self.inbox.mkdir(parents=True)
-        self.marts.mkdir()
-        self.database_url = f"sqlite:///{root / 'etl.db'}"
-        _write_and_load_dimensions(root / "dims", self.database_url)
+        self.ws = Workspace(root).create()
+        self.landing, self.marts, self.inbox = self.ws.landing, self.ws.marts, self.ws.inbox
+        self.database_url = self.ws.database_url
+        load_shared_dimensions(root / "dims", self.database_url)
         self.files: list[SentFile] = []
         self.runs: list[RunRecord] = []
 
@@ -231,15 +120,8 @@ class Pipeline:
 
     def run(self, **parameters: Any) -> dict[str, Any]:
         """One flow run; ``parameters`` are further flow parameters (e.g. max_bad_row_fraction)."""
-        from sales_etl.flows.sales_flow import sales_etl_flow
-
         started = _utc_now()
-        summary = sales_etl_flow(
-            landing=str(self.landing),
-            marts=str(self.marts),
-            database_url=self.database_url,
-            **parameters,
-        )
+        summary = self.ws.run_flow(**parameters)
         finished = _utc_now()
         self.runs.append(RunRecord(summary, started, finished))
         batch = summary["batch_id"]
@@ -293,223 +175,19 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-# --- independent expectations --------------------------------------------------------------------
-
-
-def _money(value: Decimal) -> str:
-    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
-
-
-def expected_customer_monthly(loaded: list[tuple[SentFile, Sale]]) -> list[dict[str, Any]]:
-    totals: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
-    for _f, s in loaded:
-        day = dt.date.fromisoformat(s.values["sales_date"])
-        totals[(int(s.values["customer_id"]), day.year, day.month)] += Decimal(
-            s.values["total_cost"]
-        )
-    return sorted(
-        (
-            {
-                "customer_id": cid,
-                "first_name": CUSTOMERS[cid][0],
-                "last_name": CUSTOMERS[cid][1],
-                "year": year,
-                "month": month,
-                "monthly_total": _money(total),
-            }
-            for (cid, year, month), total in totals.items()
-        ),
-        key=lambda r: (r["year"], r["month"], r["customer_id"]),
-    )
-
-
-def expected_incentives(loaded: list[tuple[SentFile, Sale]]) -> list[dict[str, Any]]:
-    """Company-wide top performer per calendar month gets 1%, ties all get it, half-up."""
-    months: dict[tuple[int, int], dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for _f, s in loaded:
-        day = dt.date.fromisoformat(s.values["sales_date"])
-        months[(day.year, day.month)][int(s.values["sales_person_id"])] += Decimal(
-            s.values["total_cost"]
-        )
-    rows = []
-    for (year, month), people in months.items():
-        best = max(people.values())
-        for pid, total in people.items():
-            incentive = total * Decimal("0.01") if total == best else Decimal(0)
-            rows.append(
-                {
-                    "sales_person_id": pid,
-                    "first_name": SALES_TEAM[pid][0],
-                    "last_name": SALES_TEAM[pid][1],
-                    "year": year,
-                    "month": month,
-                    "total_sales": _money(total),
-                    "incentive": _money(incentive),
-                }
-            )
-    return sorted(rows, key=lambda r: (r["year"], r["month"], r["sales_person_id"]))
+# --- reading the reporting tables ----------------------------------------------------------------
 
 
 def actual_customer_monthly(pipe: Pipeline) -> list[dict[str, Any]]:
-    rows = pipe.table("customer_monthly_purchase")
-    for r in rows:
-        assert isinstance(r["monthly_total"], Decimal)
-        r["monthly_total"] = str(r["monthly_total"])
-    return sorted(rows, key=lambda r: (r["year"], r["month"], r["customer_id"]))
+    return reporting_rows("customer_monthly_purchase", pipe.table("customer_monthly_purchase"))
 
 
 def actual_incentives(pipe: Pipeline) -> list[dict[str, Any]]:
-    rows = pipe.table("sales_team_incentive")
-    for r in rows:
-        for money in ("total_sales", "incentive"):
-            assert isinstance(r[money], Decimal)
-            r[money] = str(r[money])
-    return sorted(rows, key=lambda r: (r["year"], r["month"], r["sales_person_id"]))
+    return reporting_rows("sales_team_incentive", pipe.table("sales_team_incentive"))
 
 
-def _json_pairs(text: str | None) -> list[tuple[str, Any]] | None:
-    """``additional_column`` parsed with json, keeping key order."""
-    if text is None:
-        return None
-    pairs = json.loads(text, object_pairs_hook=lambda items: items)
-    return [tuple(p) for p in pairs]
-
-
-def _extras_pairs(s: Sale) -> list[tuple[str, Any]] | None:
-    return list(s.extras.items()) or None
-
-
-def _expected_customer_mart(loaded: list[tuple[SentFile, Sale]]) -> Counter:
-    rows = []
-    for f, s in loaded:
-        cid = int(s.values["customer_id"])
-        first, last, address, pincode, phone = CUSTOMERS[cid]
-        day = dt.date.fromisoformat(s.values["sales_date"])
-        rows.append(
-            (
-                f.name,
-                cid,
-                first,
-                last,
-                address,
-                pincode,
-                phone,
-                day,
-                int(s.values["store_id"]),
-                s.values["product_name"],
-                Decimal(s.values["price"]),
-                int(s.values["quantity"]),
-                Decimal(s.values["total_cost"]),
-                repr(_extras_pairs(s)),
-                f"{day:%Y-%m}",
-            )
-        )
-    return Counter(rows)
-
-
-def _actual_customer_mart(rows: list[dict[str, Any]]) -> Counter:
-    return Counter(
-        (
-            Path(r["source_file"]).name,
-            r["customer_id"],
-            r["first_name"],
-            r["last_name"],
-            r["address"],
-            r["pincode"],
-            r["phone_number"],
-            r["sales_date"],
-            r["store_id"],
-            r["product_name"],
-            r["price"],
-            r["quantity"],
-            r["total_cost"],
-            repr(_json_pairs(r["additional_column"])),
-            r["sales_month"],
-        )
-        for r in rows
-    )
-
-
-def _expected_sales_team_mart(loaded: list[tuple[SentFile, Sale]]) -> Counter:
-    rows = []
-    for f, s in loaded:
-        pid, sid = int(s.values["sales_person_id"]), int(s.values["store_id"])
-        first, last, manager_id, is_manager = SALES_TEAM[pid]
-        address, _pincode, store_manager = STORES[sid]
-        day = dt.date.fromisoformat(s.values["sales_date"])
-        rows.append(
-            (
-                f.name,
-                pid,
-                first,
-                last,
-                manager_id,
-                is_manager,
-                str(sid),
-                address,
-                store_manager,
-                int(s.values["customer_id"]),
-                s.values["product_name"],
-                day,
-                Decimal(s.values["price"]),
-                int(s.values["quantity"]),
-                Decimal(s.values["total_cost"]),
-                repr(_extras_pairs(s)),
-                f"{day:%Y-%m}",
-            )
-        )
-    return Counter(rows)
-
-
-def _actual_sales_team_mart(rows: list[dict[str, Any]]) -> Counter:
-    return Counter(
-        (
-            Path(r["source_file"]).name,
-            r["sales_person_id"],
-            r["first_name"],
-            r["last_name"],
-            r["manager_id"],
-            r["is_manager"],
-            r["store_id"],
-            r["store_address"],
-            r["store_manager_name"],
-            r["customer_id"],
-            r["product_name"],
-            r["sales_date"],
-            r["price"],
-            r["quantity"],
-            r["total_cost"],
-            repr(_json_pairs(r["additional_column"])),
-            r["sales_month"],
-        )
-        for r in rows
-    )
-
-
-def _expected_quarantine(bad: list[tuple[SentFile, Sale]]) -> Counter:
-    return Counter(
-        (
-            f.name,
-            *[s.values[c] or None for c in SALES_COLUMNS],
-            repr(_extras_pairs(s)),
-            s.raw_line,
-            s.reason,
-        )
-        for f, s in bad
-    )
-
-
-def _actual_quarantine(rows: list[dict[str, Any]]) -> Counter:
-    return Counter(
-        (
-            Path(r["source_file"]).name,
-            *[r[c] for c in SALES_COLUMNS],
-            repr(_json_pairs(r["additional_column"])),
-            r["raw_record"],
-            r["reason"],
-        )
-        for r in rows
-    )
+def _file_name(source_file: str) -> str:
+    return Path(source_file).name
 
 
 # --- the checks after every run ------------------------------------------------------------------
@@ -519,8 +197,7 @@ def _check_after_run(pipe: Pipeline) -> None:
     _check_files(pipe)
     _check_marts(pipe)
     _check_conservation(pipe)
-    assert actual_customer_monthly(pipe) == expected_customer_monthly(pipe.loaded_sales())
-    assert actual_incentives(pipe) == expected_incentives(pipe.loaded_sales())
+    assert_reporting_tables_match(pipe.table, [s for _f, s in pipe.loaded_sales()])
     _check_staging(pipe)
     _check_summary(pipe)
 
@@ -538,13 +215,11 @@ def _check_files(pipe: Pipeline) -> None:
 
 
 def _check_marts(pipe: Pipeline) -> None:
-    loaded, bad = pipe.loaded_sales(), pipe.quarantined_sales()
-    customer = pipe.mart("customer_data_mart")
-    team = pipe.mart("sales_team_data_mart")
-    quarantine = pipe.mart("quarantine")
-    assert _actual_customer_mart(customer) == _expected_customer_mart(loaded)
-    assert _actual_sales_team_mart(team) == _expected_sales_team_mart(loaded)
-    assert _actual_quarantine(quarantine) == _expected_quarantine(bad)
+    loaded = [(f.name, s) for f, s in pipe.loaded_sales()]
+    bad = [(f.name, s) for f, s in pipe.quarantined_sales()]
+    marts = {m: pipe.mart(m) for m in ("customer_data_mart", "sales_team_data_mart", "quarantine")}
+    assert_marts_match(marts, loaded, bad, _file_name)
+    customer, team = marts["customer_data_mart"], marts["sales_team_data_mart"]
     # Layout: partition folders agree with the rows, file names start with a known batch id.
     batches = {r.summary["batch_id"] for r in pipe.runs} - {None}
     for rel in files_under(pipe.marts / "customer_data_mart", ".parquet"):

@@ -28,6 +28,8 @@ from ops_helpers import assert_task_failed_without_retries, wait_for_run_logs
 
 from sales_etl.storage.local import LocalStore
 
+pytestmark = pytest.mark.slow  # the nightly flow through injected outages and a full disk
+
 
 def _inputs(n_files: int, rows_per_file: int, seed: int) -> dict[str, bytes]:
     rnd = random.Random(seed)

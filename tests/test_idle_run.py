@@ -23,8 +23,14 @@ from typing import Any
 
 import pytest
 from crash_helpers import base_env
+from harness import SALES_ETL, Workspace
 from helpers import tree_snapshot
-from ops_helpers import SALES_ETL, Workspace, prepare_workspace, sql_rows
+from ops_helpers import (
+    prepare_workspace,
+    sql_rows,
+)
+
+pytestmark = pytest.mark.slow  # `sales-etl` subprocesses against a workspace made with the CLI
 
 HEAVY = ("prefect", "pyspark", "py4j", "pandas", "pandera")
 

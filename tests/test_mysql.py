@@ -273,6 +273,7 @@ def test_session_is_strict_and_utc(engine):
         assert conn.execute(text("SELECT @@character_set_client")).scalar_one() == "utf8mb4"
 
 
+@pytest.mark.slow
 def test_a_million_customers_reach_spark(engine, mariadb, spark):
     """The 1M-row customer dimension streams from MySQL into Spark in bounded memory."""
     from sales_etl.tasks.dimensions import read_dimensions

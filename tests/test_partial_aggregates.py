@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crash_helpers import Workspace, base_env, run_cli
+from crash_helpers import base_env, run_cli
+from harness import Workspace
 from helpers import (
     REPORTING_COLUMNS,
     SALES_COLUMNS,

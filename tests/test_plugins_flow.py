@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import Workspace
 from helpers import (
     SALES_COLUMNS,
     csv_bytes,
     files_under,
     load_dimension_folder,
     read_table,
-    write_bytes,
     write_dimensions,
 )
+
+pytestmark = pytest.mark.slow  # pip-installs a plugin and runs the nightly flow twice
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_SOURCE = REPO / "plugins" / "sales-etl-date-window"
@@ -128,60 +130,46 @@ def plugin_env(site_with_date_window: Path, plugins_dir: Path) -> Iterator[pytes
         yield mp
 
 
-class Workspace:
-    """A landing folder, a marts folder and a SQLite database with tiny dimensions."""
-
-    def __init__(self, root: Path) -> None:
-        self.landing, self.marts = root / "landing", root / "marts"
-        (self.landing / "to_process").mkdir(parents=True)
-        self.marts.mkdir()
-        self.database_url = f"sqlite:///{root / 'etl.db'}"
-        write_dimensions(
-            root / "dims",
-            customer=[
-                {"customer_id": 1, "first_name": "Asha", "last_name": "Rao", "pincode": "560001"},
-                {"customer_id": 2, "first_name": "Ben", "last_name": "Cole", "pincode": "560002"},
-            ],
-            store=[{"id": 1, "address": "1 Main St", "store_manager_name": "Mona Shah"}],
-            sales_team=[
-                {"id": 1, "first_name": "Ann", "last_name": "Lee", "is_manager": "N"},
-            ],
-            product=[{"id": 1, "name": "apple", "current_price": "1.00"}],
-        )
-        counts = load_dimension_folder(self.database_url, root / "dims")
-        assert counts == {"customer": 2, "store": 1, "sales_team": 1, "product": 1}
-
-    def drop(self, files: dict[str, bytes]) -> None:
-        for name, data in files.items():
-            write_bytes(self.landing / "to_process" / name, data)
-
-    def run(self) -> dict[str, Any]:
-        from sales_etl.flows.sales_flow import sales_etl_flow
-
-        return sales_etl_flow(
-            landing=str(self.landing),
-            marts=str(self.marts),
-            database_url=self.database_url,
-            spark_master="local[2]",
-        )
-
-    def staging(self, run_id: str) -> dict[str, dict[str, Any]]:
-        rows = read_table(self.database_url, "staging_files", order_by=["id"])
-        return {r["file_name"]: r for r in rows if r["run_id"] == run_id}
-
-
 @pytest.fixture(scope="module")
 def workspace_with_plugins(
     tmp_path_factory: pytest.TempPathFactory, spark, prefect_api, plugin_env
 ) -> Workspace:
-    return Workspace(tmp_path_factory.mktemp("plugins_flow"))
+    """A workspace whose database holds tiny dimensions (customers 1 and 2, store 1, sales
+    person 1, product apple)."""
+    ws = Workspace(tmp_path_factory.mktemp("plugins_flow")).create()
+    write_dimensions(
+        ws.root / "dims",
+        customer=[
+            {"customer_id": 1, "first_name": "Asha", "last_name": "Rao", "pincode": "560001"},
+            {"customer_id": 2, "first_name": "Ben", "last_name": "Cole", "pincode": "560002"},
+        ],
+        store=[{"id": 1, "address": "1 Main St", "store_manager_name": "Mona Shah"}],
+        sales_team=[
+            {"id": 1, "first_name": "Ann", "last_name": "Lee", "is_manager": "N"},
+        ],
+        product=[{"id": 1, "name": "apple", "current_price": "1.00"}],
+    )
+    counts = load_dimension_folder(ws.database_url, ws.root / "dims")
+    assert counts == {"customer": 2, "store": 1, "sales_team": 1, "product": 1}
+    return ws
+
+
+def run(ws: Workspace) -> dict[str, Any]:
+    """One flow run in ``ws`` (local[2]); its summary."""
+    return ws.run_flow(spark_master="local[2]")
+
+
+def staging(ws: Workspace, run_id: str) -> dict[str, dict[str, Any]]:
+    """``staging_files`` rows of one run, by file name."""
+    rows = read_table(ws.database_url, "staging_files", order_by=["id"])
+    return {r["file_name"]: r for r in rows if r["run_id"] == run_id}
 
 
 @pytest.fixture(scope="module")
 def first_run(workspace_with_plugins: Workspace) -> dict[str, Any]:
     """One run over FILES with every added plugin enabled."""
     workspace_with_plugins.drop(FILES)
-    return workspace_with_plugins.run()
+    return run(workspace_with_plugins)
 
 
 def outcomes(summary: dict[str, Any]) -> dict[str, tuple[str, str | None, str | None]]:
@@ -296,7 +284,7 @@ def test_refused_files_land_in_their_plugin_categories(
 def test_staging_table_records_each_plugin_reason(
     first_run: dict[str, Any], workspace_with_plugins: Workspace
 ) -> None:
-    staged = workspace_with_plugins.staging(first_run["run_id"])
+    staged = staging(workspace_with_plugins, first_run["run_id"])
     assert {name: (r["status"], r["category"]) for name, r in staged.items()} == {
         "sales_2024-03-20.csv": ("COMPLETED", None),
         "sales_20240321.csv": ("REJECTED", "out_of_window"),
@@ -358,19 +346,32 @@ def test_the_run_completes_and_loads_the_good_file(
 
 
 @pytest.fixture(scope="module")
+def resent_workspace(
+    first_run: dict[str, Any],
+    workspace_with_plugins: Workspace,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Workspace:
+    """A copy of the workspace as the first run left it, for the second run: the first run's
+    own workspace stays as it was, whatever order the tests run in."""
+    ws = Workspace(tmp_path_factory.mktemp("plugins_flow_resent") / "ws")
+    shutil.copytree(workspace_with_plugins.root, ws.root)
+    return ws
+
+
+@pytest.fixture(scope="module")
 def run_with_plugins_disabled(
-    first_run: dict[str, Any], workspace_with_plugins: Workspace, plugin_env: pytest.MonkeyPatch
+    resent_workspace: Workspace, plugin_env: pytest.MonkeyPatch
 ) -> dict[str, Any]:
     plugin_env.setenv("SALES_ETL_DISABLE_PLUGINS", ",".join(ADDED_PLUGINS))
     try:
-        workspace_with_plugins.drop({k: v for k, v in FILES.items() if k != "sales_2024-03-20.csv"})
-        return workspace_with_plugins.run()
+        resent_workspace.drop({k: v for k, v in FILES.items() if k != "sales_2024-03-20.csv"})
+        return run(resent_workspace)
     finally:
         plugin_env.setenv("SALES_ETL_DISABLE_PLUGINS", "")
 
 
 def test_disabled_plugins_do_not_act(
-    run_with_plugins_disabled: dict[str, Any], workspace_with_plugins: Workspace
+    run_with_plugins_disabled: dict[str, Any], resent_workspace: Workspace
 ) -> None:
     summary = run_with_plugins_disabled
     assert {name: o[0] for name, o in outcomes(summary).items()} == {
@@ -380,12 +381,12 @@ def test_disabled_plugins_do_not_act(
     }
     assert (summary["rows_total"], summary["rows_loaded"]) == (23, 23)
     batch = summary["batch_id"]
-    assert [p for p in files_under(workspace_with_plugins.landing) if batch in p] == [
+    assert [p for p in files_under(resent_workspace.landing) if batch in p] == [
         f"processed/{batch}/sales_20240321.csv",
         f"processed/{batch}/sales_big.csv",
         f"processed/{batch}/sales_poison.csv",
     ]
-    staged = workspace_with_plugins.staging(summary["run_id"])
+    staged = staging(resent_workspace, summary["run_id"])
     assert {name: r["status"] for name, r in staged.items()} == dict.fromkeys(
         ["sales_20240321.csv", "sales_big.csv", "sales_poison.csv"], "COMPLETED"
     )

@@ -30,6 +30,8 @@ from test_three_configurations import Config, parquet_rows
 from sales_etl.faults import at_point
 from sales_etl.layout import INCOMING
 
+pytestmark = pytest.mark.slow  # the nightly flow on local and S3 configurations
+
 KINDS = ("local+sqlite", "s3+sqlite")
 MAX_COLUMNS = 20_480  # Spark's documented maxColumns default (sql-data-sources-csv.html)
 RAW_CAP = 4096  # the documented cap of a quarantined raw_record (docs/reliability.md)
@@ -214,9 +216,9 @@ def test_a_storage_outage_in_the_spark_stage_fails_the_run_and_holds_nothing(
 ) -> None:
     """S3 goes away after validation and the reject moves: the Spark read cannot reach it. That
     is an outage for the retries, not a poison file: the run fails, no file is held."""
+    from harness import stop_process, write_shared_dimensions
     from helpers import load_dimension_folder
-    from services import _stop, start_moto_server
-    from test_three_configurations import write_dims
+    from services import start_moto_server
 
     from sales_etl.flows.sales_flow import sales_etl_flow
     from sales_etl.storage.s3 import clear_s3_cache
@@ -235,13 +237,13 @@ def test_a_storage_outage_in_the_spark_stage_fails_the_run_and_holds_nothing(
     for name, rows in (("good.csv", GOOD_ROWS), ("other.csv", [POISON_ROW])):
         outage.client().put_object(Bucket=bucket, Key=f"landing/to_process/{name}", Body=_csv(rows))
     url = f"sqlite:///{tmp_path / 'etl.db'}"
-    load_dimension_folder(url, write_dims(tmp_path / "dims"))
+    load_dimension_folder(url, write_shared_dimensions(tmp_path / "dims"))
     saved = {key: spark.conf.get(key, None) for key in _FAST_S3A_FAILURE}
     try:
         for key, value in _FAST_S3A_FAILURE.items():
             spark.conf.set(key, value)
         with (
-            at_point("after_reject_moves", lambda: _stop(outage.process)),
+            at_point("after_reject_moves", lambda: stop_process(outage.process)),
             pytest.raises(Exception) as failure,
         ):
             sales_etl_flow(
@@ -256,7 +258,7 @@ def test_a_storage_outage_in_the_spark_stage_fails_the_run_and_holds_nothing(
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
-        _stop(outage.process)
+        stop_process(outage.process)
         clear_s3_cache()
     assert is_transient(failure.value), str(failure.value)[:2000]
     staging = read_table(url, "staging_files")

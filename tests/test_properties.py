@@ -3,14 +3,22 @@
 Each example is one small DataFrame through ``sales_etl/rules/transform.py:classify_sales`` (no flow, no
 I/O). Checked against an independent Python oracle of the input rules (tests/corpus.py,
 written from DESIGN.md): rows in = loaded + quarantined, every row's reason, and the loaded
-totals per customer and month as plain ``Decimal`` sums. A second property runs the file
-validators over random bytes and names (no Spark): every file gets exactly one verdict.
+totals per customer and month as plain ``Decimal`` sums. The first property judges its
+examples in one Spark job (fast, many examples, but a failure is not shrunk); the second checks
+every row's reason inside ``@given``, one small Spark job per example, so hypothesis shrinks a
+failing example to the smallest rows that break a rule. A third property runs the file
+validators over random bytes and names (no Spark): every file gets the one verdict an
+independent oracle of the file rules (DESIGN.md: a ``.csv`` name, UTF-8 text without NUL, a
+non-empty header with every mandatory column, no duplicate or empty column name) gives it.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import os
+import posixpath
 from collections import defaultdict
 from decimal import Decimal
 
@@ -20,6 +28,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "200"))  # CI: 200
+#: Examples of the per-example (shrinking) property: each is one Spark job of ~0.5 s.
+SHRINKING_EXAMPLES = int(os.environ.get("PROPERTY_SHRINKING_EXAMPLES", "40"))
 
 _ids = st.one_of(
     st.sampled_from(["1", "2", "3", "10", "11", "100", "101", " 1 ", "0001"]),  # known
@@ -185,6 +195,52 @@ def test_transform_matches_the_rules_and_conserves_rows(spark, dims) -> None:
     assert 0 < len(loaded) < len(data)
 
 
+def _judge(spark, dims, rows: list[tuple[dict[str, str | None], bool]]) -> tuple[list, list]:
+    """One example through ``classify_sales`` and ``customer_mart``: (reason per row, in row
+    order; the customer mart's rows)."""
+    from pyspark.sql import functions as F
+
+    from sales_etl.rules.transform import classify_sales, customer_mart
+
+    data = [
+        (*[r[c] for c in HEADER], None, "raw line" if bad else None, f"file:/x/{i}.csv")
+        for i, (r, bad) in enumerate(rows)
+    ]
+    classified = classify_sales(
+        spark.createDataFrame(data, RAW_SCHEMA), dims, "20240101_000000"
+    ).withColumn("source_file", F.col("file_path"))
+    got = {r.file_path: r.reason for r in classified.select("file_path", "reason").collect()}
+    reasons = [got.get(f"file:/x/{i}.csv", "<row lost>") for i in range(len(rows))]
+    return reasons, customer_mart(classified, dims).collect()
+
+
+@pytest.mark.slow  # one Spark job per example: 189 s for 40 examples at load 12
+def test_every_row_gets_the_oracles_reason_shrinking(spark, dims) -> None:
+    """Inside ``@given``: each row's reason equals the oracle's, the loaded rows are exactly the
+    rows without a reason, and their totals per customer and month are the ``Decimal`` sums."""
+
+    @settings(max_examples=SHRINKING_EXAMPLES, deadline=None, database=None)
+    @given(
+        rows=st.lists(sales_row(), min_size=1, max_size=6),
+        malformed=st.lists(st.booleans(), min_size=6, max_size=6),
+    )
+    def check(rows, malformed) -> None:
+        example = list(zip(rows, malformed, strict=False))
+        reasons, loaded = _judge(spark, dims, example)
+        assert reasons == [expected_reason(r, malformed=bad) for r, bad in example]
+        want: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+        for r, bad in example:
+            if expected_reason(r, malformed=bad) is None:
+                day = dt.date.fromisoformat(r["sales_date"].strip(" "))
+                want[(int(r["customer_id"]), f"{day:%Y-%m}")] += Decimal(r["total_cost"].strip(" "))
+        got: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+        for row in loaded:
+            got[(row.customer_id, row.sales_month)] += row.total_cost
+        assert got == want
+
+    check()
+
+
 _names = st.one_of(
     st.text(min_size=1, max_size=12).filter(
         lambda s: "/" not in s and "\x00" not in s and s not in (".", "..")
@@ -201,10 +257,29 @@ _contents = st.one_of(
 )
 
 
+def expected_category(name: str, data: bytes) -> str | None:
+    """The file rules of DESIGN.md, written here again: ``None`` (accepted), or the category."""
+    if posixpath.splitext(name)[1].lower() != ".csv":
+        return "wrong_file_types"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "wrong_file_types"
+    if "\x00" in text:
+        return "wrong_file_types"
+    header = next(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")), [])
+    if not data or not set(HEADER) <= set(header):
+        return "bad_schema"
+    if len(set(header)) != len(header) or any(not c.strip() for c in header):
+        return "bad_schema"
+    return None
+
+
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(files=st.dictionaries(_names, _contents, min_size=1, max_size=8))
 def test_every_file_gets_exactly_one_verdict(tmp_path_factory, files) -> None:
-    """Validators over random bytes and names: each file accepted or in one error category."""
+    """Validators over random bytes and names: each file accepted or in one error category,
+    the one the independent oracle of the file rules gives it."""
     from sales_etl.settings import Settings
     from sales_etl.storage.local import LocalStore
     from sales_etl.validators.manager import get_plugin_manager, validate_file
@@ -224,10 +299,11 @@ def test_every_file_gets_exactly_one_verdict(tmp_path_factory, files) -> None:
         assert verdict.accepted == (verdict.category is None)
         verdicts[key] = verdict
         name = key.removeprefix("to_process/")
+        assert verdict.category == expected_category(name, files[name]), (name, verdict)
         if not name.lower().endswith(".csv"):
             assert verdict.category == "wrong_file_types"
         elif verdict.accepted:
             text = files[name].decode("utf-8")  # accepted => UTF-8 text
             assert "\x00" not in text
             assert set(HEADER) <= set(verdict.header or [])
-    assert len(verdicts) == len(files)  # files in = accepted + rejected
+    assert sorted(k.removeprefix("to_process/") for k in verdicts) == sorted(files)

@@ -16,12 +16,13 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections import Counter, defaultdict
-from decimal import ROUND_HALF_UP, Decimal
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import decimal_money, expected_reporting_tuples
 from helpers import (
     SALES_COLUMNS,
     csv_bytes,
@@ -34,6 +35,8 @@ from helpers import (
     write_bytes,
     write_dimensions,
 )
+
+pytestmark = pytest.mark.slow  # the nightly and replay flows
 
 # --- the data -------------------------------------------------------------------------------------
 
@@ -146,36 +149,11 @@ def _loaded(late: bool) -> list[tuple[str, dict[str, str]]]:
     return [(n, r) for n, r in _all_rows() if not _reasons(r, late)]
 
 
-def _cents(amount: Decimal) -> Decimal:
-    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-
-
 def expected_tables(late: bool) -> dict[str, list[tuple[Any, ...]]]:
-    """customer_monthly_purchase and sales_team_incentive over every row that loads."""
-    per_customer: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
-    per_person: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
-    for _name, row in _loaded(late):
-        year, month = int(row["sales_date"][:4]), int(row["sales_date"][5:7])
-        per_customer[(int(row["customer_id"]), year, month)] += Decimal(row["total_cost"])
-        per_person[(int(row["sales_person_id"]), year, month)] += Decimal(row["total_cost"])
-    customers = sorted(
-        (c, *CUSTOMERS[c], y, m, _cents(total)) for (c, y, m), total in per_customer.items()
-    )
-    best: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
-    for (_p, y, m), total in per_person.items():
-        best[(y, m)] = max(best[(y, m)], total)
-    incentives = sorted(
-        (
-            p,
-            *SALES_PEOPLE[p],
-            y,
-            m,
-            _cents(total),
-            _cents(total * Decimal("0.01")) if total == best[(y, m)] else Decimal("0.00"),
-        )
-        for (p, y, m), total in per_person.items()
-    )
-    return {"customer_monthly_purchase": customers, "sales_team_incentive": incentives}
+    """customer_monthly_purchase and sales_team_incentive over every row that loads (the
+    oracle of tests/harness.py), as sorted tuples with money as ``Decimal``."""
+    loaded = [row for _name, row in _loaded(late)]
+    return expected_reporting_tuples(loaded, CUSTOMERS, SALES_PEOPLE, decimal_money)
 
 
 def _mart_key(mart: str, source: str, row: dict[str, str]) -> tuple[Any, ...]:

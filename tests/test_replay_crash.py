@@ -29,16 +29,15 @@ from crash_helpers import (
     DIMENSIONS,
     KillAt,
     RunResult,
-    Workspace,
     clone_workspace,
     diff_states,
-    drop_files,
     journal,
     log_offsets,
     mart_rows,
     run_cli,
     workspace_state,
 )
+from harness import Workspace
 
 from sales_etl.faults import CRASH_POINTS, REPLAY_CRASH_POINTS
 
@@ -151,9 +150,7 @@ def template(
     """Early dimensions, one nightly run over every file (no file held: the replay needs the
     quarantine), then the late dimension rows loaded."""
     root = tmp_path_factory.mktemp("replay-template")
-    ws = Workspace(root / "ws")
-    (ws.landing / "to_process").mkdir(parents=True)
-    ws.marts.mkdir(parents=True)
+    ws = Workspace(root / "ws").create()
     env = {**spark_env, "SALES_ETL_MAX_BAD_ROW_FRACTION": "1.0"}
     steps = [
         (["load-dimensions", str(_dimension_folder(root / "early", False))], "early dims"),
@@ -162,7 +159,7 @@ def template(
     ]
     for args, label in steps:
         if args == ["run"]:
-            drop_files(ws, ALL_FILES)
+            ws.drop(ALL_FILES)
         result = run_cli(args, ws, env, label=f"template: {label}")
         timings.append(Timing(f"replay template: {label}", result.seconds, result.returncode))
         assert result.returncode == 0, result.tail()

@@ -23,17 +23,14 @@ import time
 from pathlib import Path
 
 import pytest
+from harness import PREFECT, SALES_ETL, Workspace, prefect_env, stop_process
 from helpers import wait_until
 from ops_helpers import (
-    PREFECT,
     REPO,
-    SALES_ETL,
-    Workspace,
     artifacts,
     assert_outputs_equal_clean_run,
     flow_run,
     mart_rows,
-    prefect_env,
     prepare_workspace,
     reporting_tables,
     sql_rows,
@@ -188,8 +185,7 @@ def test_short_db_outage_is_retried_and_the_run_completes(tmp_path: Path, api_ur
         _out, err = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
         outage.stop()
-        if proc.poll() is None:
-            proc.kill()
+        stop_process(proc, grace=0)
     assert proc.returncode == 0, err[-3000:]
     run = flow_run(api_url, flow_run_id)
     assert run["state"]["type"] == "COMPLETED"
@@ -225,8 +221,7 @@ def test_long_db_outage_fails_cleanly_and_a_retry_of_that_flow_run_succeeds(
         out, err = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
         outage.stop()
-        if proc.poll() is None:
-            proc.kill()
+        stop_process(proc, grace=0)
 
     # Failed cleanly, with a clear message.
     assert proc.returncode == 1, out + err

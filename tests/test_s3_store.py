@@ -213,6 +213,7 @@ def test_secrets_stay_out_of_reprs_and_errors(moto_server, s3_bucket):
     assert moto_server.secret_key not in repr(store)
 
 
+@pytest.mark.slow
 def test_prefect_aws_credentials_block(moto_server, s3_bucket, prefect_api, monkeypatch):
     """SALES_ETL_AWS_CREDENTIALS_BLOCK: credentials and endpoint from a Prefect block."""
     from prefect_aws import AwsCredentials

@@ -89,6 +89,7 @@ def _complete_run_logs(flow_run_id: str) -> list[dict]:
     return wait_for_run_logs(PREFECT_API_URL.value(), flow_run_id)
 
 
+@pytest.mark.slow
 def test_failed_flow_with_a_password_in_the_url_leaks_it_nowhere(
     prefect_api, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch
 ) -> None:
@@ -132,6 +133,7 @@ def test_failed_flow_with_a_password_in_the_url_leaks_it_nowhere(
     assert_task_failed_without_retries(logs)  # SALES_ETL_TASK_RETRIES=0 holds for this run
 
 
+@pytest.mark.slow
 def test_successful_mariadb_run_leaks_the_password_nowhere(
     spark, prefect_api, mysql_url: str, tmp_path: Path, caplog, monkeypatch
 ) -> None:

@@ -28,23 +28,19 @@ from __future__ import annotations
 import json
 import shlex
 from collections import defaultdict
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from crash_helpers import (
-    PrefectServer,
     RunResult,
-    Workspace,
-    base_env,
     diff_states,
-    drop_files,
     new_workspace,
     run_cli,
     workspace_state,
 )
+from harness import Workspace
 from helpers import load_dimension_folder, read_table, wait_until
 from services import SparkCluster
 
@@ -55,18 +51,6 @@ pytestmark = pytest.mark.slow
 MONTHS = ["2024-03", "2024-04"]
 #: Summary fields that name the run or time it: the only ones allowed to differ.
 RUN_SPECIFIC = {"run_id", "batch_id", "stage_seconds", "stage_details"}
-
-
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Environment of the `sales-etl` subprocesses, pointing at one Prefect server."""
-    home = tmp_path_factory.mktemp("prefect_home")
-    server = PrefectServer(home)
-    server.start()
-    try:
-        yield base_env(home, server.api_url)
-    finally:
-        server.stop()
 
 
 def _dataset(
@@ -190,8 +174,8 @@ def test_cluster_run_equals_local_run(
     template, files, counts = _dataset(tmp_path)
     local_ws = new_workspace(tmp_path / "local", template)
     cluster_ws = new_workspace(tmp_path / "cluster", template)
-    drop_files(local_ws, files)
-    drop_files(cluster_ws, files)
+    local_ws.drop(files)
+    cluster_ws.drop(files)
 
     local, local_summary = _run(
         local_ws, cli_env, "local[2]", "local[2]", tmp_path / "events-local"
@@ -271,7 +255,7 @@ def test_one_file_is_read_by_both_workers(
     template, files, counts = _dataset(tmp_path, rows=6000, files=1, bad_files=False)
     ((name, data),) = files.items()
     ws = new_workspace(tmp_path / "one-file", template)
-    drop_files(ws, files)
+    ws.drop(files)
     split_bytes = 32 * 1024
     conf = {
         "spark.sql.files.maxPartitionBytes": str(split_bytes),

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from corpus import HEADER_LINE, PROCESSED, build_corpus, lines, load_corpus_dimensions, rec
+from harness import Workspace
 from helpers import count_csv_records, read_parquet_rows, read_table, write_bytes
 
 from sales_etl.validators import model
@@ -91,13 +92,10 @@ def _inputs() -> dict[str, bytes]:
 
 
 def _run(spark, root: Path, every_file_whole: bool) -> dict[str, Any]:
-    from sales_etl.flows.sales_flow import sales_etl_flow
-
-    landing, marts = root / "landing", root / "marts"
-    database_url = f"sqlite:///{root / 'etl.db'}"
-    load_corpus_dimensions(root / "dims", database_url)
-    for name, data in _inputs().items():
-        write_bytes(landing / "to_process" / name, data)
+    ws = Workspace(root).create()
+    database_url, marts = ws.database_url, ws.marts
+    load_corpus_dimensions(ws.root / "dims", database_url)
+    ws.drop(_inputs())
     with pytest.MonkeyPatch.context() as patch:
         if every_file_whole:  # the product before issue 16: multiLine for every file
             patch.setattr(model._LineModeCheck, "finish", lambda self: False)
@@ -107,10 +105,7 @@ def _run(spark, root: Path, every_file_whole: bool) -> dict[str, Any]:
             patch.setattr(
                 "sales_etl.tasks.marts.line_mode_files", lambda spark, sizes, keys: set(keys)
             )
-        summary = sales_etl_flow(
-            landing=str(landing), marts=str(marts), database_url=database_url,
-            max_bad_row_fraction=1.0,
-        )  # fmt: skip
+        summary = ws.run_flow(max_bad_row_fraction=1.0)
     marts_rows = {}
     for mart in MARTS:
         rows = [
@@ -148,6 +143,7 @@ def _per_file(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.mark.slow
 def test_the_scan_chose_line_mode_where_it_is_safe(runs: dict[str, dict[str, Any]]) -> None:
     read = {
         f["file"].removeprefix("to_process/"): f.get("spark_read")
@@ -160,6 +156,7 @@ def test_the_scan_chose_line_mode_where_it_is_safe(runs: dict[str, dict[str, Any
     assert len(read) == len(_inputs())
 
 
+@pytest.mark.slow
 def test_both_modes_give_the_same_rows_everywhere(runs: dict[str, dict[str, Any]]) -> None:
     detected, whole = runs["detected"], runs["multiLine"]
     assert _per_file(detected["summary"]) == _per_file(whole["summary"])

@@ -16,10 +16,8 @@ in Spark's scratch directories, Hadoop's temp/buffer directories or the test's t
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
-import json
 import os
 import re
 import time
@@ -27,14 +25,22 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SALES_COLUMNS, csv_bytes, load_dimension_folder, read_table, write_dimensions
+from harness import (
+    Sale,
+    assert_marts_match,
+    assert_reporting_tables_match,
+    sale,
+    sales_csv,
+    write_shared_dimensions,
+)
+from helpers import SALES_COLUMNS, load_dimension_folder, read_table
 
-CENT = Decimal("0.01")
+pytestmark = pytest.mark.slow  # the flow on three storage/database configurations (S3, MariaDB)
+
 PROCESSED = "processed"
 WRONG_TYPE, BAD_SCHEMA, DUPLICATES = "wrong_file_types", "bad_schema", "duplicates"
 MARTS = (
@@ -48,93 +54,7 @@ MARTS = (
 CONFIGS = ("local+sqlite", "s3+sqlite", "s3+mysql")
 BATCH_RE = re.compile(r"[0-9]{8}_[0-9]{6}")
 
-# --- dimensions ----------------------------------------------------------------------------------
-
-CUSTOMERS = {  # id: first, last, address, pincode, phone
-    1: ("Asha", "Rao", "12 Lake Rd", "560001", "9000000001"),
-    2: ("Ben", "Cole", "3 Hill St", "040002", "9000000002"),
-    3: ("Chen", "Wu", "7 Bay Ave, Apt 2", "560003", "9000000003"),
-    4: ("Zoë", "Fox 😀", "9 Elm Ct", "560004", None),
-    5: ("Eli", "Park", "1 Oak Ln", "560005", "9000000005"),
-}
-STORES = {10: ("1 Main St", "Mona Shah"), 11: ("2 High St", "Nick Bose")}
-SALES_TEAM = {  # id: first, last, manager_id, is_manager
-    100: ("Ann", "Lee", 103, "N"),
-    101: ("Bob", "Ray", 103, "N"),
-    102: ("Cy", "Dee", 103, "N"),
-    103: ("Dev", "Roy", None, "Y"),
-}
-
-
-def write_dims(folder: Path) -> Path:
-    return write_dimensions(
-        folder,
-        customer=[
-            {
-                "customer_id": cid,
-                "first_name": first,
-                "last_name": last,
-                "address": address,
-                "pincode": pincode,
-                "phone_number": phone,
-                "customer_joining_date": "2020-01-15",
-            }
-            for cid, (first, last, address, pincode, phone) in CUSTOMERS.items()
-        ],
-        store=[
-            {"id": sid, "address": address, "store_manager_name": manager, "reviews": "ok"}
-            for sid, (address, manager) in STORES.items()
-        ],
-        sales_team=[
-            {
-                "id": pid,
-                "first_name": first,
-                "last_name": last,
-                "manager_id": manager,
-                "is_manager": is_manager,
-            }
-            for pid, (first, last, manager, is_manager) in SALES_TEAM.items()
-        ],
-        product=[{"id": 1, "name": "pen", "current_price": "10.00", "old_price": "9.50"}],
-    )
-
-
-# --- the scenario --------------------------------------------------------------------------------
-
-
-@dataclass
-class Sale:
-    values: dict[str, str]
-    reason: str | None = None  # expected quarantine reason (None: loaded)
-    extras: dict[str, str] = field(default_factory=dict)
-
-
-def sale(
-    customer,
-    store,
-    person,
-    date,
-    price,
-    quantity,
-    total=None,
-    *,
-    product="pen",
-    reason=None,
-    extras=None,
-) -> Sale:
-    if total is None:
-        total = str(Decimal(price) * int(quantity))
-    values = {
-        "customer_id": str(customer),
-        "store_id": str(store),
-        "product_name": product,
-        "sales_date": date,
-        "sales_person_id": str(person),
-        "price": price,
-        "quantity": str(quantity),
-        "total_cost": total,
-    }
-    return Sale(values, reason, dict(extras or {}))
+# --- the scenario (dimensions and oracle: tests/harness.py, shared with test_end_to_end) ---------
 
 
 @dataclass
@@ -155,8 +75,7 @@ class Sent:
 
 
 def sales_file(name: str, sales: list[Sale], header=SALES_COLUMNS) -> Sent:
-    rows = [{**s.values, **s.extras} for s in sales]
-    return Sent(name, csv_bytes(header, rows), PROCESSED, sales)
+    return Sent(name, sales_csv(sales, header), PROCESSED, sales)
 
 
 EXTRA_HEADER = (
@@ -239,164 +158,17 @@ def scenario() -> list[list[Sent]]:
     return [run1, run2]
 
 
-# --- independent expectations --------------------------------------------------------------------
+# --- independent expectations (the oracle: tests/harness.py) --------------------------------------
 
 
-def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+def loaded(sent: list[Sent]) -> list[tuple[str, Sale]]:
+    """``(source file, sale)`` of every sale that must be in the marts."""
+    return [(f.key, s) for f in sent if f.fate == PROCESSED for s in f.sales if s.loaded]
 
 
-def loaded(sent: list[Sent]) -> list[tuple[Sent, Sale]]:
-    return [(f, s) for f in sent if f.fate == PROCESSED for s in f.sales if s.reason is None]
-
-
-def expected_customer_monthly(rows: list[tuple[Sent, Sale]]) -> list[tuple]:
-    totals: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
-    for _f, s in rows:
-        day = dt.date.fromisoformat(s.values["sales_date"])
-        totals[(int(s.values["customer_id"]), day.year, day.month)] += Decimal(
-            s.values["total_cost"]
-        )
-    return sorted(
-        (cid, CUSTOMERS[cid][0], CUSTOMERS[cid][1], y, m, money(t))
-        for (cid, y, m), t in totals.items()
-    )
-
-
-def expected_incentives(rows: list[tuple[Sent, Sale]]) -> list[tuple]:
-    months: dict[tuple[int, int], dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for _f, s in rows:
-        day = dt.date.fromisoformat(s.values["sales_date"])
-        months[(day.year, day.month)][int(s.values["sales_person_id"])] += Decimal(
-            s.values["total_cost"]
-        )
-    out = []
-    for (y, m), people in months.items():
-        best = max(people.values())
-        for pid, total in people.items():
-            incentive = money(total * Decimal("0.01")) if total == best else money(Decimal(0))
-            out.append((pid, SALES_TEAM[pid][0], SALES_TEAM[pid][1], y, m, money(total), incentive))
-    return sorted(out)
-
-
-def expected_customer_mart(rows: list[tuple[Sent, Sale]]) -> Counter:
-    out = []
-    for f, s in rows:
-        cid = int(s.values["customer_id"])
-        first, last, address, pincode, phone = CUSTOMERS[cid]
-        day = dt.date.fromisoformat(s.values["sales_date"])
-        out.append(
-            (
-                f.key,
-                cid,
-                first,
-                last,
-                address,
-                pincode,
-                phone,
-                day,
-                int(s.values["store_id"]),
-                s.values["product_name"],
-                Decimal(s.values["price"]),
-                int(s.values["quantity"]),
-                Decimal(s.values["total_cost"]),
-                tuple(s.extras.items()) or None,
-                f"{day:%Y-%m}",
-            )
-        )
-    return Counter(out)
-
-
-def actual_customer_mart(rows: list[dict[str, Any]]) -> Counter:
-    return Counter(
-        (
-            r["source_file"],
-            r["customer_id"],
-            r["first_name"],
-            r["last_name"],
-            r["address"],
-            r["pincode"],
-            r["phone_number"],
-            r["sales_date"],
-            r["store_id"],
-            r["product_name"],
-            r["price"],
-            r["quantity"],
-            r["total_cost"],
-            json_pairs(r["additional_column"]),
-            r["sales_month"],
-        )
-        for r in rows
-    )
-
-
-def expected_sales_team_mart(rows: list[tuple[Sent, Sale]]) -> Counter:
-    out = []
-    for f, s in rows:
-        pid, sid = int(s.values["sales_person_id"]), int(s.values["store_id"])
-        first, last, manager_id, is_manager = SALES_TEAM[pid]
-        day = dt.date.fromisoformat(s.values["sales_date"])
-        out.append(
-            (
-                f.key,
-                pid,
-                first,
-                last,
-                manager_id,
-                is_manager,
-                str(sid),
-                STORES[sid][0],
-                STORES[sid][1],
-                int(s.values["customer_id"]),
-                Decimal(s.values["total_cost"]),
-                day,
-                tuple(s.extras.items()) or None,
-                f"{day:%Y-%m}",
-            )
-        )
-    return Counter(out)
-
-
-def actual_sales_team_mart(rows: list[dict[str, Any]]) -> Counter:
-    return Counter(
-        (
-            r["source_file"],
-            r["sales_person_id"],
-            r["first_name"],
-            r["last_name"],
-            r["manager_id"],
-            r["is_manager"],
-            r["store_id"],
-            r["store_address"],
-            r["store_manager_name"],
-            r["customer_id"],
-            r["total_cost"],
-            r["sales_date"],
-            json_pairs(r["additional_column"]),
-            r["sales_month"],
-        )
-        for r in rows
-    )
-
-
-def expected_quarantine(sent: list[Sent]) -> Counter:
-    return Counter(
-        (f.key, *[s.values[c] or None for c in SALES_COLUMNS], s.reason)
-        for f in sent
-        if f.fate == PROCESSED
-        for s in f.sales
-        if s.reason is not None
-    )
-
-
-def actual_quarantine(rows: list[dict[str, Any]]) -> Counter:
-    return Counter((r["source_file"], *[r[c] for c in SALES_COLUMNS], r["reason"]) for r in rows)
-
-
-def json_pairs(text: str | None) -> tuple | None:
-    if text is None:
-        return None
-    return tuple(json.loads(text, object_pairs_hook=lambda items: tuple(items)))
+def quarantined(sent: list[Sent]) -> list[tuple[str, Sale]]:
+    """``(source file, sale)`` of every sale that must be in the quarantine."""
+    return [(f.key, s) for f in sent if f.fate == PROCESSED for s in f.sales if not s.loaded]
 
 
 # --- one configuration ---------------------------------------------------------------------------
@@ -432,7 +204,7 @@ class Config:
             moto.client().create_bucket(Bucket=self.bucket)
             self.landing = f"s3://{self.bucket}/landing"
             self.marts = f"s3://{self.bucket}/marts"
-        dims = write_dims(base / "dims")
+        dims = write_shared_dimensions(base / "dims")
         if kind.endswith("sqlite"):
             self.owner_url = self.flow_url = f"sqlite:///{base / 'etl.db'}"
             load_dimension_folder(self.owner_url, dims)
@@ -676,36 +448,8 @@ def run_scenario(
         # Marts and tables equal the values computed here over every accepted file so far.
         rows = loaded(sent_so_far)
         mart_rows = {m: parquet_rows(fs) for m, fs in marts.items()}
-        assert actual_customer_mart(mart_rows["customer_data_mart"]) == expected_customer_mart(rows)
-        assert actual_sales_team_mart(
-            mart_rows["sales_team_data_mart"]
-        ) == expected_sales_team_mart(rows)
-        assert actual_quarantine(mart_rows["quarantine"]) == expected_quarantine(sent_so_far)
-        cmp = sorted(
-            (
-                r["customer_id"],
-                r["first_name"],
-                r["last_name"],
-                r["year"],
-                r["month"],
-                r["monthly_total"],
-            )
-            for r in config.table("customer_monthly_purchase")
-        )
-        assert cmp == expected_customer_monthly(rows)
-        sti = sorted(
-            (
-                r["sales_person_id"],
-                r["first_name"],
-                r["last_name"],
-                r["year"],
-                r["month"],
-                r["total_sales"],
-                r["incentive"],
-            )
-            for r in config.table("sales_team_incentive")
-        )
-        assert sti == expected_incentives(rows)
+        assert_marts_match(mart_rows, rows, quarantined(sent_so_far))
+        assert_reporting_tables_match(config.table, [s for _source, s in rows])
         assert summary["files_total"] == len(files)
         assert summary["rows_total"] == sum(len(f.sales) for f in files if f.fate == PROCESSED)
 
@@ -815,33 +559,9 @@ def test_1500_objects_in_one_run(spark, prefect_api, moto_server, mariadb, tmp_p
         f.location(batch): hashlib.sha256(f.data).hexdigest() for f in files
     }
     rows = loaded(files)
-    cmp = sorted(
-        (
-            r["customer_id"],
-            r["first_name"],
-            r["last_name"],
-            r["year"],
-            r["month"],
-            r["monthly_total"],
-        )
-        for r in config.table("customer_monthly_purchase")
-    )
-    assert cmp == expected_customer_monthly(rows)
-    sti = sorted(
-        (
-            r["sales_person_id"],
-            r["first_name"],
-            r["last_name"],
-            r["year"],
-            r["month"],
-            r["total_sales"],
-            r["incentive"],
-        )
-        for r in config.table("sales_team_incentive")
-    )
-    assert sti == expected_incentives(rows)
+    assert_reporting_tables_match(config.table, [s for _source, s in rows])
     staging = Counter((r["status"], r["category"]) for r in config.table("staging_files"))
     assert staging == {("COMPLETED", None): 300, ("REJECTED", WRONG_TYPE): 1200}
-    mart = parquet_rows(config.mart_files()["customer_data_mart"])
-    assert actual_customer_mart(mart) == expected_customer_mart(rows)
+    marts = {m: parquet_rows(fs) for m, fs in config.mart_files().items()}
+    assert_marts_match(marts, rows, [])
     print(f"1,500 objects processed in {seconds:.1f} s")

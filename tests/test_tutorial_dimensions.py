@@ -16,13 +16,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections import Counter, defaultdict
-from decimal import ROUND_HALF_UP, Decimal
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from corpus import expected_reason
+from harness import assert_reporting_tables_match
 from helpers import DIMENSION_HEADERS, SALES_COLUMNS, read_parquet_rows, read_table, write_bytes
 from sqlalchemy import Engine, func, select, text
 
@@ -491,30 +492,6 @@ def _verdicts(rows: list[dict[str, str]]) -> list[str | None]:
     ]
 
 
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _expected_reporting(loaded: list[dict[str, str]]) -> tuple[list[tuple], list[tuple]]:
-    spend: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
-    sold: dict[tuple[int, int], dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for r in loaded:
-        day = dt.date.fromisoformat(r["sales_date"])
-        spend[(int(r["customer_id"]), day.year, day.month)] += Decimal(r["total_cost"])
-        sold[(day.year, day.month)][int(r["sales_person_id"])] += Decimal(r["total_cost"])
-    monthly = sorted(
-        (cid, CUSTOMERS[cid][0], CUSTOMERS[cid][1], y, m, _money(t))
-        for (cid, y, m), t in spend.items()
-    )
-    incentives = []
-    for (y, m), people in sold.items():
-        best = max(people.values())
-        for pid, total in people.items():
-            share = total * Decimal("0.01") if total == best else Decimal(0)
-            incentives.append((pid, *SALES_TEAM[pid], y, m, _money(total), _money(share)))
-    return monthly, sorted(incentives)
-
-
 def _create_tutorial_tables(database_url: str) -> None:
     """The tutorial's DDL; on SQLite with its spelling of an auto-increment key."""
     eng = make_engine(database_url)
@@ -663,19 +640,9 @@ def test_tutorial_dimensions_and_a_batch_through_the_flow(
     )
 
     loaded = [r for r, v in zip(sales, verdicts, strict=True) if v is None]
-    monthly, incentives = _expected_reporting(loaded)
-    customer_month = ("customer_id", "first_name", "last_name", "year", "month")
-    got_monthly = [
-        tuple(r[c] for c in (*customer_month, "monthly_total"))
-        for r in read_table(database_url, "customer_monthly_purchase")
-    ]
-    person_month = ("sales_person_id", "first_name", "last_name", "year", "month")
-    got_incentives = [
-        tuple(r[c] for c in (*person_month, "total_sales", "incentive"))
-        for r in read_table(database_url, "sales_team_incentive")
-    ]
-    assert sorted(got_monthly) == monthly
-    assert sorted(got_incentives) == incentives
+    assert_reporting_tables_match(
+        lambda table: read_table(database_url, table), loaded, CUSTOMERS, SALES_TEAM
+    )
 
     customer_mart = read_parquet_rows(marts / "customer_data_mart")
     contact = ("customer_id", "first_name", "last_name", "address", "pincode", "phone_number")

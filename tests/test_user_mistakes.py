@@ -27,13 +27,11 @@ from typing import Any
 
 import pytest
 from crash_helpers import base_env
+from harness import SALES_ETL, Workspace, free_port
 from helpers import files_under, tree_snapshot
 from ops_helpers import (
     REPO,
-    SALES_ETL,
-    Workspace,
     dimension_csvs,
-    free_port,
     prepare_workspace,
     sql_rows,
 )
@@ -103,6 +101,7 @@ def refused(done: subprocess.CompletedProcess[str], command: str, code: int = 2)
 # --- sales-etl run -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_on_a_missing_landing_folder(ws: Workspace, env: dict[str, str], tmp_path: Path):
     before = snapshot(ws)
     missing = tmp_path / "no" / "such" / "folder"
@@ -112,6 +111,7 @@ def test_run_on_a_missing_landing_folder(ws: Workspace, env: dict[str, str], tmp
 
 
 @pytest.mark.parametrize("inner", ["to_process", "processed", "error_files"])
+@pytest.mark.slow
 def test_run_on_a_folder_inside_the_landing_zone(ws: Workspace, env: dict[str, str], inner: str):
     """Pointing SALES_ETL_LANDING at to_process/ itself found "nothing to do" and exited 0
     while files waited: a nightly schedule would stay green forever."""
@@ -125,6 +125,7 @@ def test_run_on_a_folder_inside_the_landing_zone(ws: Workspace, env: dict[str, s
     assert_nothing_moved(before, ws)
 
 
+@pytest.mark.slow
 def test_run_with_an_empty_dimension_table(ws: Workspace, env: dict[str, str]):
     with sqlite3.connect(ws.db) as conn:
         conn.execute("DELETE FROM sales_team")
@@ -139,6 +140,7 @@ def test_run_with_an_empty_dimension_table(ws: Workspace, env: dict[str, str]):
     assert_nothing_moved(before, ws)
 
 
+@pytest.mark.slow
 def test_run_from_another_folder_with_the_default_relative_database(
     ws: Workspace, env: dict[str, str], tmp_path: Path
 ):
@@ -156,6 +158,7 @@ def test_run_from_another_folder_with_the_default_relative_database(
     assert_nothing_moved(before, ws)
 
 
+@pytest.mark.slow
 def test_run_with_a_marts_folder_whose_parent_is_missing(
     ws: Workspace, env: dict[str, str], tmp_path: Path
 ):
@@ -183,6 +186,7 @@ def test_run_with_a_marts_folder_whose_parent_is_missing(
         ("SALES_ETL_DEBUG", "maybe", ["--debug", "'maybe'", "boolean"]),
     ],
 )
+@pytest.mark.slow
 def test_run_with_a_bad_setting(
     ws: Workspace, env: dict[str, str], variable: str, value: str, named: list[str]
 ):
@@ -194,6 +198,7 @@ def test_run_with_a_bad_setting(
     assert_nothing_moved(before, ws)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("variable", "meant"),
     [
@@ -215,6 +220,7 @@ def test_run_with_a_misspelt_variable(
     assert_nothing_moved(before, ws)
 
 
+@pytest.mark.slow
 def test_run_on_a_landing_that_is_a_file(ws: Workspace, env: dict[str, str], tmp_path: Path):
     a_file = tmp_path / "sales.csv"
     a_file.write_text("customer_id\n")
@@ -225,6 +231,7 @@ def test_run_on_a_landing_that_is_a_file(ws: Workspace, env: dict[str, str], tmp
     assert_nothing_moved(before, ws)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["run", "init-db"])
 def test_database_path_that_is_a_folder(
     ws: Workspace, env: dict[str, str], tmp_path: Path, command: str
@@ -240,6 +247,7 @@ def test_database_path_that_is_a_folder(
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_validation_depth_is_accepted_in_any_case(ws: Workspace, env: dict[str, str]):
     """``schema_only`` is a valid value: the run gets past the settings (and is refused later
     only because this test empties the customer table, so it stops before Prefect starts)."""
@@ -250,6 +258,7 @@ def test_validation_depth_is_accepted_in_any_case(ws: Workspace, env: dict[str, 
     assert "VALIDATION_DEPTH" not in err and "customer" in err
 
 
+@pytest.mark.slow
 def test_run_json_prints_a_json_object_on_failure(
     ws: Workspace, env: dict[str, str], tmp_path: Path
 ):
@@ -264,6 +273,7 @@ def test_run_json_prints_a_json_object_on_failure(
     assert report["database"] == f"sqlite:///{ws.db}"
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(ws: Workspace, env: dict[str, str], tmp_path: Path):
     args = ["run", "--landing", str(tmp_path / "nowhere")]
     for done in (cli([*args, "--debug"], env), cli(args, {**env, "SALES_ETL_DEBUG": "1"})):
@@ -276,6 +286,7 @@ def test_debug_shows_the_traceback(ws: Workspace, env: dict[str, str], tmp_path:
 
 
 @pytest.mark.parametrize("command", ["run", "init-db"])
+@pytest.mark.slow
 def test_misspelt_database_driver(ws: Workspace, env: dict[str, str], command: str):
     url = f"mysql+pymsql://etl:{PASSWORD}@127.0.0.1:3306/sales"
     before = snapshot(ws)
@@ -286,6 +297,7 @@ def test_misspelt_database_driver(ws: Workspace, env: dict[str, str], command: s
 
 
 @pytest.mark.parametrize("command", ["run", "init-db"])
+@pytest.mark.slow
 def test_unreachable_mysql(ws: Workspace, env: dict[str, str], command: str):
     port = free_port()  # nothing listens there
     url = f"mysql+pymysql://etl:{PASSWORD}@127.0.0.1:{port}/sales"
@@ -301,6 +313,7 @@ def test_unreachable_mysql(ws: Workspace, env: dict[str, str], command: str):
 # --- other commands ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_load_dimensions_from_a_missing_folder(ws: Workspace, env: dict[str, str], tmp_path: Path):
     before = snapshot(ws)
     err = refused(cli(["load-dimensions", "no-such-dims"], env, cwd=tmp_path), "load-dimensions")
@@ -309,6 +322,7 @@ def test_load_dimensions_from_a_missing_folder(ws: Workspace, env: dict[str, str
 
 
 @pytest.mark.parametrize("mistake", ["bad value", "file missing"])
+@pytest.mark.slow
 def test_load_dimensions_with_a_bad_file(
     ws: Workspace, env: dict[str, str], tmp_path: Path, mistake: str
 ):
@@ -340,6 +354,7 @@ def test_load_dimensions_with_a_bad_file(
         (["--start", "2024-02-30"], "argument --start"),
     ],
 )
+@pytest.mark.slow
 def test_generate_refuses_bad_counts_fractions_and_dates(
     env: dict[str, str], tmp_path: Path, args: list[str], named: str
 ):
@@ -349,6 +364,7 @@ def test_generate_refuses_bad_counts_fractions_and_dates(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_plugins_with_a_missing_plugins_folder(ws: Workspace, env: dict[str, str], tmp_path: Path):
     missing = tmp_path / "no-such-plugins"
     err = refused(cli(["plugins", "--plugins-dir", str(missing)], env), "plugins")
@@ -382,6 +398,7 @@ def test_every_option_says_what_it_does_and_its_default() -> None:
 # --- S3 ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_on_a_missing_bucket(ws: Workspace, env: dict[str, str], moto_server, s3_bucket):
     aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}  # moto's endpoint
     before = snapshot(ws)
@@ -456,6 +473,7 @@ def _failed_flow_run(ws: Workspace, **params: Any) -> tuple[Any, str, list[Any]]
     return run, _summary_artifact(flow_run_id), task_runs
 
 
+@pytest.mark.slow
 def test_flow_run_with_an_empty_dimension_table_fails_with_a_report(
     ws: Workspace, prefect_api, monkeypatch: pytest.MonkeyPatch
 ):
@@ -477,6 +495,7 @@ def test_flow_run_with_an_empty_dimension_table_fails_with_a_report(
     assert_nothing_moved(before, ws)
 
 
+@pytest.mark.slow
 def test_flow_run_with_a_bad_setting_fails_with_a_report(
     ws: Workspace, prefect_api, monkeypatch: pytest.MonkeyPatch
 ):
@@ -536,6 +555,7 @@ def restored_environ() -> Iterator[None]:
     os.environ.update(saved)
 
 
+@pytest.mark.slow
 def test_run_json_says_the_batch_was_rolled_back_when_a_run_fails_after_opening_it(
     ws: Workspace,
     prefect_api,

@@ -342,8 +342,25 @@ def test_rejection_category_must_be_a_slug() -> None:
 # --- plugin manager and third-party plugins --------------------------------------------------
 
 
-def test_hookspec_is_versioned_and_documented() -> None:
-    assert (PROJECT, HOOKSPEC_VERSION) == ("sales_etl", "1")
+def test_hookspec_is_versioned_and_documented(pm: pluggy.PluginManager) -> None:
+    """What the plugin guide, the example plugin and the manager say of the contract's version
+    and entry-point group is what validators/hookspecs.py defines."""
+    repo = Path(__file__).resolve().parents[1]
+    guide = (repo / "docs" / "plugins.md").read_text(encoding="utf-8")
+    example = repo / "plugins" / "sales-etl-date-window"
+    guard = f'if HOOKSPEC_VERSION != "{HOOKSPEC_VERSION}":'
+    # The guide states the current version, and the guard it shows checks that version.
+    assert f'`HOOKSPEC_VERSION` (now `"{HOOKSPEC_VERSION}"`)' in guide
+    assert f"Version {HOOKSPEC_VERSION} has " in guide
+    assert guard in guide
+    # The example plugin refuses any other version and registers under the project's group.
+    assert guard in (example / "sales_etl_date_window" / "__init__.py").read_text()
+    entry_points = f"[project.entry-points.{PROJECT}]"
+    assert entry_points in (example / "pyproject.toml").read_text()
+    assert entry_points in guide
+    # The manager, the spec and the implementation marker are all of that project.
+    assert pm.project_name == hookspecs.hookspec.project_name == hookimpl.project_name == PROJECT
+    assert pm.hook.sales_etl_validate_file.spec.namespace is hookspecs
     doc = inspect.getdoc(hookspecs.sales_etl_validate_file)
     for section in ("Args:", "file:", "Returns:", "Example:"):
         assert section in doc

@@ -1,17 +1,15 @@
-"""pandera-pyspark validation of the enriched mart frame, on a real local SparkSession."""
+"""pandera-pyspark validation of the enriched mart frame, on the session's SparkSession
+(tests/conftest.py ``spark``: one session for every module, whatever order they run in)."""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from pyspark.sql import types as T
 
-pyspark_sql = pytest.importorskip("pyspark.sql")
-T = pytest.importorskip("pyspark.sql.types")
-
-from sales_etl.validators.schemas import validate_mart_frame  # noqa: E402
+from sales_etl.validators.schemas import validate_mart_frame
 
 MART_SCHEMA = T.StructType(
     [
@@ -36,19 +34,6 @@ GOOD_ROWS = [
     (3, 2, "pear", datetime.date(2024, 3, 2), 6, Decimal("2.00"), 1, Decimal("2.00"),
      "2024-03", "sales_1.csv", '{"promo": "x"}', "Bob"),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[object]:
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[1]")
-        .appName("test_validators_spark")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
 
 
 def test_good_frame_passes(spark) -> None:
