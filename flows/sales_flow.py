@@ -18,8 +18,10 @@ from sqlalchemy import Engine
 from sales_etl.artifacts import publish_failure_artifacts, publish_run_artifacts
 from sales_etl.db.engine import make_engine
 from sales_etl.file_fate import FileFate
+from sales_etl.journal import stray_files_warning
 from sales_etl.settings import Settings
 from sales_etl.spark import start_spark, start_spark_in_background, stop_spark
+from sales_etl.storage import open_store
 from sales_etl.summary import MARTS_STAGE, REPORTING_STAGE, build_summary
 from sales_etl.tasks.files import (
     apply_spark_outcome,
@@ -109,6 +111,9 @@ def sales_etl_flow(
             start_spark_in_background(settings)  # the JVM starts while files are validated
         if not listed:
             logger.info("nothing to do")
+            stray = stray_files_warning(open_store(settings.landing))
+            if stray:
+                logger.warning(stray)
             summary = build_summary(
                 run_id=run_id,
                 batch_id=None,

@@ -203,6 +203,12 @@ def run_flow(settings: Settings, *, skip_when_idle: bool = False) -> dict[str, A
 
         summary = idle_summary(settings)
         if summary is not None:
+            from sales_etl.journal import stray_files_warning
+            from sales_etl.storage import open_store
+
+            stray = stray_files_warning(open_store(settings.landing))
+            if stray:
+                print(f"warning: {stray}", file=sys.stderr)
             return summary
 
     from sales_etl.flows.sales_flow import sales_etl_flow

@@ -267,6 +267,21 @@ def incoming_files(store: ObjectStore) -> list[ObjectInfo]:
     return found
 
 
+def stray_files_warning(store: ObjectStore, shown: int = 3) -> str | None:
+    """One line when files sit at the top of the landing zone, outside ``to_process/`` (a
+    newcomer's drop in the wrong place: a run never reads them), else None. Hidden names are
+    not counted. For a run that found ``to_process/`` empty; one listing of the root's level.
+    """
+    stray = [o.key for o in store.list_top_level() if not o.key.startswith(".")]
+    if not stray:
+        return None
+    names = ", ".join(stray[:shown]) + (", ..." if len(stray) > shown else "")
+    return (
+        f"{len(stray)} file(s) at the top of the landing zone {store.url} ({names}) are not "
+        f"read: a run takes only the files in {TO_PROCESS}/; move them there"
+    )
+
+
 #: Why a listed file is still in ``to_process/`` after its run (:func:`left_waiting`).
 NOT_CLAIMED = "changed or vanished while it was being claimed: the next run takes it"
 NEW_VERSION = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -102,9 +103,16 @@ def test_idle_cli_run_starts_neither_prefect_nor_spark_and_prints_the_flows_summ
     assert text.stderr == ""
 
     # The flow's own idle run (ephemeral Prefect) returns the same summary, but for its run id
-    # and its stage timings.
+    # and its stage timings; a file dropped beside to_process/ is named in its log (a
+    # deployment run has no CLI to say it).
+    (ws.landing / "sales_dropped.csv").write_bytes(b"customer_id\n")
     flowed = _python(_FLOW, env, ws.root)
     assert flowed.returncode == 0, flowed.stderr[-3000:]
+    assert re.search(
+        r"WARNING .*1 file\(s\) at the top of the landing zone .* \(sales_dropped\.csv\) are "
+        r"not read: a run takes only the files in to_process/",
+        flowed.stdout + flowed.stderr,
+    ), flowed.stderr[-3000:]
     flow_summary = json.loads(flowed.stdout.strip().splitlines()[-1])
     assert sorted(cli_summary) == sorted(flow_summary)
     volatile = ("run_id", "stage_seconds")

@@ -22,6 +22,19 @@ def _store_with_file(root: Path) -> tuple[LocalStore, Path]:
     return LocalStore(root), path
 
 
+def test_list_top_level_lists_only_the_roots_own_files(tmp_path: Path) -> None:
+    root = tmp_path / "landing"
+    (root / "to_process").mkdir(parents=True)
+    (root / "to_process" / "a.csv").write_bytes(b"abc")
+    (root / "b.csv").write_bytes(b"12345")
+    (root / ".hidden.csv").write_bytes(b"")
+    (root / "link.csv").symlink_to(tmp_path / "elsewhere.csv")  # could point outside: skipped
+    (root / "folder.csv").mkdir()
+    listed = LocalStore(root).list_top_level()
+    assert [(o.key, o.size) for o in listed] == [(".hidden.csv", 0), ("b.csv", 5)]
+    assert LocalStore(tmp_path / "missing").list_top_level() == []
+
+
 def test_claim_copies_only_the_listed_version(tmp_path: Path) -> None:
     store, original = _store_with_file(tmp_path)
     (listed,) = store.list("to_process/")

@@ -84,6 +84,28 @@ def test_list_is_paginated_sorted_and_folder_like(moto_server, s3_bucket):
     assert _all_keys(client, s3_bucket, "landing/") == []
 
 
+def test_list_top_level_lists_only_the_roots_own_objects(moto_server, s3_bucket):
+    client = moto_server.client()
+    top = [f"landing/sales_{i:04d}.csv" for i in range(1005)]  # more than one page
+    _put_many(client, s3_bucket, top)
+    _put_many(
+        client,
+        s3_bucket,
+        [
+            "landing/",  # the root's own folder marker
+            "landing/to_process/a.csv",
+            "landing/processed/20240101_000000/b.csv",
+            "landing_old/c.csv",  # a neighbour with the same leading characters
+            "d.csv",  # above the store's root
+        ],
+    )
+    listed = S3Store(f"s3://{s3_bucket}/landing").list_top_level()
+    assert [o.key for o in listed] == sorted(k.removeprefix("landing/") for k in top)
+    assert listed[0] == ObjectInfo("sales_0000.csv", 1)
+    bucket_root = S3Store(f"s3://{s3_bucket}").list_top_level()
+    assert [o.key for o in bucket_root] == ["d.csv"]
+
+
 def test_read_write_stream_and_checksum(moto_server, s3_bucket):
     store = S3Store(f"s3://{s3_bucket}/root")
     body = b"customer_id,price\r\n" + b"".join(b"%d,1.50\r\n" % i for i in range(200_000))

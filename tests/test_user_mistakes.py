@@ -24,6 +24,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from crash_helpers import base_env
@@ -122,6 +123,26 @@ def test_run_on_a_folder_inside_the_landing_zone(ws: Workspace, env: dict[str, s
     first, hint = err.strip().splitlines()
     assert "SALES_ETL_LANDING / --landing" in first and str(inside) in first
     assert hint == f"hint: point it at {ws.landing} (the folder that holds to_process/)"
+    assert_nothing_moved(before, ws)
+
+
+@pytest.mark.slow
+def test_run_with_the_files_dropped_beside_to_process(ws: Workspace, env: dict[str, str]):
+    """Files put at the top of the landing zone instead of into to_process/: the run has
+    nothing to do (exit 0), but says on stderr which files it did not read and why."""
+    (ws.inbox / "sales_c.csv").write_bytes((ws.inbox / "sales_a.csv").read_bytes())
+    dropped = sorted(p.name for p in ws.inbox.iterdir())
+    assert len(dropped) == 4  # more than the warning names
+    for name in dropped:
+        (ws.inbox / name).rename(ws.landing / name)
+    before = snapshot(ws)
+    done = cli(["run"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nothing to do" in done.stdout
+    (warning,) = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert f"{len(dropped)} file(s) at the top of the landing zone {ws.landing}" in warning
+    assert f"({', '.join(dropped[:3])}, ...)" in warning
+    assert "only the files in to_process/" in warning
     assert_nothing_moved(before, ws)
 
 
@@ -549,10 +570,8 @@ def test_an_unreachable_service_is_retried_in_the_flow_only_when_it_looks_like_a
 @pytest.fixture
 def restored_environ() -> Iterator[None]:
     """``sales-etl run`` in-process exports every setting as SALES_ETL_*: undo that after."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+    with mock.patch.dict(os.environ):
+        yield
 
 
 @pytest.mark.slow

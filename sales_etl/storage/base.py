@@ -58,6 +58,11 @@ class ObjectStore(ABC):
         """All objects whose key starts with ``prefix`` (every page), sorted by key."""
 
     @abstractmethod
+    def list_top_level(self) -> list[ObjectInfo]:
+        """The objects directly under the root, not in any folder, sorted by key (one listing
+        of the root's own level: S3 ``ListObjectsV2`` with ``Delimiter="/"``)."""
+
+    @abstractmethod
     def open(self, key: str) -> BinaryIO:
         """A binary stream of the object's bytes."""
 

@@ -57,6 +57,17 @@ class LocalStore(ObjectStore):
                 found.append(ObjectInfo(key=key, size=stat.st_size, version=file_version(stat)))
         return sorted(found, key=lambda o: o.key)
 
+    def list_top_level(self) -> list[ObjectInfo]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    found.append(ObjectInfo(entry.name, stat.st_size, file_version(stat)))
+        return sorted(found, key=lambda o: o.key)
+
     def open(self, key: str) -> BinaryIO:
         try:
             return self._path(key).open("rb")

@@ -325,6 +325,17 @@ class S3Store(ObjectStore):
             found.append(ObjectInfo(key=self._relative(s3_key), size=size, version=etag))
         return sorted(found, key=lambda o: o.key)
 
+    def list_top_level(self) -> list[ObjectInfo]:
+        found = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self._dir_prefix(""), Delimiter="/")
+        for page in pages:  # CommonPrefixes (the folders) are not objects of this level
+            for item in page.get("Contents", ()):
+                if not item["Key"].endswith("/"):  # the root's own folder marker
+                    key = self._relative(item["Key"])
+                    found.append(ObjectInfo(key, int(item["Size"]), str(item.get("ETag", ""))))
+        return sorted(found, key=lambda o: o.key)
+
     def open(self, key: str) -> BinaryIO:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
