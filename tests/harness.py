@@ -423,20 +423,30 @@ def money_text(value: Decimal) -> str:
     return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
-def _values(s: Sale | Mapping[str, str]) -> Mapping[str, str]:
+def _values(s: Sale | Mapping[str, Any]) -> Mapping[str, Any]:
     return s.values if isinstance(s, Sale) else s
 
 
+def _month(v: Mapping[str, Any]) -> tuple[int, int]:
+    """(year, month) of a sale: of its ``sales_date`` (an ISO date) or, for a mart row, its
+    ``sales_month`` (``YYYY-MM``)."""
+    if "sales_date" in v:
+        day = dt.date.fromisoformat(v["sales_date"])
+        return day.year, day.month
+    year, month = v["sales_month"].split("-")
+    return int(year), int(month)
+
+
 def _monthly_totals(
-    loaded: Iterable[Sale | Mapping[str, str]], id_column: str
-) -> dict[tuple[int, int, int], Decimal]:
-    """``{(year, month, id): total_cost summed}`` over the sales, ``id`` from ``id_column``;
-    a sale counts in the calendar month of its ``sales_date``."""
-    totals: dict[tuple[int, int, int], Decimal] = defaultdict(Decimal)
+    loaded: Iterable[Sale | Mapping[str, Any]], *id_columns: str
+) -> dict[tuple[int, ...], Decimal]:
+    """``{(year, month, *ids): total_cost summed}`` over the sales, the ids from
+    ``id_columns``; a sale counts in the calendar month of its ``sales_date``."""
+    totals: dict[tuple[int, ...], Decimal] = defaultdict(Decimal)
     for s in loaded:
         v = _values(s)
-        day = dt.date.fromisoformat(v["sales_date"])
-        totals[(day.year, day.month, int(v[id_column]))] += Decimal(v["total_cost"])
+        ids = tuple(int(v[column]) for column in id_columns)
+        totals[(*_month(v), *ids)] += Decimal(v["total_cost"])
     return dict(sorted(totals.items()))
 
 
@@ -445,7 +455,7 @@ Names = Mapping[int, Sequence[Any]]
 
 
 def expected_customer_monthly(
-    loaded: Iterable[Sale | Mapping[str, str]], customers: Names = CUSTOMERS
+    loaded: Iterable[Sale | Mapping[str, Any]], customers: Names = CUSTOMERS
 ) -> list[dict[str, Any]]:
     """``customer_monthly_purchase`` over the loaded sales (a :class:`Sale` or its values by
     column; money as text, see :func:`money_text`), sorted by year, month, customer."""
@@ -461,15 +471,33 @@ def expected_customer_monthly(
     ]
 
 
+def _top_performers(totals: Mapping[tuple[int, ...], Decimal]) -> dict[tuple[int, ...], Decimal]:
+    """1 % of the total of each best seller per ``key[:-1]`` (ties all earn it), unrounded,
+    keyed by ``key``; the last element of a key is the sales person."""
+    best: dict[tuple[int, ...], Decimal] = {}
+    for key, total in totals.items():
+        best[key[:-1]] = max(best.get(key[:-1], total), total)
+    return {key: total * CENT for key, total in totals.items() if total == best[key[:-1]]}
+
+
 def expected_incentives(
-    loaded: Iterable[Sale | Mapping[str, str]], sales_team: Names = SALES_TEAM
+    loaded: Iterable[Sale | Mapping[str, Any]],
+    sales_team: Names = SALES_TEAM,
+    scope: str = "company",
 ) -> list[dict[str, Any]]:
-    """``sales_team_incentive`` over the loaded sales: the company-wide top performer of a
-    month earns 1 % of their total, ties all earn it, half-up to the cent (DESIGN.md)."""
+    """``sales_team_incentive`` over the loaded sales (DESIGN.md): the top performer of a
+    month earns 1 % of their total, ties all earn it, half-up to the cent. ``scope="store"``:
+    the top performer of each store and month earns 1 % of their sales in that store, summed
+    over the stores they top, rounded once."""
+    loaded = list(loaded)
     totals = _monthly_totals(loaded, "sales_person_id")
-    best: dict[tuple[int, int], Decimal] = {}
-    for (year, month, _pid), total in totals.items():
-        best[(year, month)] = max(best.get((year, month), total), total)
+    if scope == "company":
+        earned = _top_performers(totals)
+    else:
+        earned = defaultdict(Decimal)
+        in_stores = _monthly_totals(loaded, "store_id", "sales_person_id")
+        for (year, month, _store, pid), amount in _top_performers(in_stores).items():
+            earned[(year, month, pid)] += amount
     return [
         dict(
             zip(
@@ -480,9 +508,7 @@ def expected_incentives(
                     year,
                     month,
                     money_text(total),
-                    money_text(
-                        total * Decimal("0.01") if total == best[(year, month)] else Decimal(0)
-                    ),
+                    money_text(earned.get((year, month, pid), Decimal(0))),
                 ),
                 strict=True,
             )
@@ -492,16 +518,19 @@ def expected_incentives(
 
 
 def expected_reporting_tuples(
-    loaded: Sequence[Sale | Mapping[str, str]],
+    loaded: Iterable[Sale | Mapping[str, Any]],
     customers: Names = CUSTOMERS,
     sales_team: Names = SALES_TEAM,
     value: Callable[[str, Any], Any] = lambda column, v: v,
+    scope: str = "company",
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Both reporting tables of the oracle as sorted tuples in :data:`helpers.REPORTING_COLUMNS`
-    order, each value through ``value(column, value)`` (e.g. money text to ``Decimal``)."""
+    order, each value through ``value(column, value)`` (e.g. money text to ``Decimal``);
+    ``scope`` as :func:`expected_incentives`."""
+    loaded = list(loaded)
     tables = {
         "customer_monthly_purchase": expected_customer_monthly(loaded, customers),
-        "sales_team_incentive": expected_incentives(loaded, sales_team),
+        "sales_team_incentive": expected_incentives(loaded, sales_team, scope),
     }
     return {
         table: sorted(tuple(value(c, v) for c, v in row.items()) for row in rows)

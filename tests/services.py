@@ -178,11 +178,10 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     from sales_etl.storage.s3 import clear_s3_cache
 
     server = start_moto_server(tmp_path_factory.mktemp("moto"))
-    saved = {name: os.environ.get(name) for name in _AWS_VARS}
-    for name in _AWS_VARS:
-        os.environ.pop(name, None)
-    os.environ.update(
-        {
+    with pytest.MonkeyPatch.context() as env:  # undone at the end of the session
+        for name in _AWS_VARS:
+            env.delenv(name, raising=False)
+        for name, value in {
             "AWS_ACCESS_KEY_ID": server.access_key,
             "AWS_SECRET_ACCESS_KEY": server.secret_key,
             "AWS_REGION": server.region,
@@ -192,19 +191,15 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
-        }
-    )
-    clear_s3_cache()
-    try:
-        yield server
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        }.items():
+            env.setenv(name, value)
         clear_s3_cache()
-        stop_process(server.process)
+        try:
+            yield server
+        finally:
+            clear_s3_cache()
+            stop_process(server.process)
+    clear_s3_cache()
 
 
 _bucket_numbers = itertools.count(1)

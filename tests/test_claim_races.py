@@ -17,11 +17,12 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import decimal_money, expected_reporting_tuples
 from helpers import (
     SALES_COLUMNS,
     csv_bytes,
@@ -29,6 +30,7 @@ from helpers import (
     load_dimension_folder,
     read_parquet_rows,
     read_table,
+    reporting_table_rows,
     sha256_bytes,
     write_dimensions,
 )
@@ -38,6 +40,8 @@ pytestmark = pytest.mark.slow
 BATCH = re.compile(r"[0-9]{8}_[0-9]{6}")
 CENT = Decimal("0.01")
 PERSON_OF = {1: 100, 2: 100, 3: 101}  # customer -> the salesperson who sold to them
+CUSTOMER_NAMES = {c: (f"C{c}", "X") for c in (1, 2, 3)}
+PERSON_NAMES = {p: (f"P{p}", "Y") for p in (100, 101)}
 
 
 def row(customer: int, day: int, price: str, quantity: int) -> list[object]:
@@ -132,11 +136,14 @@ def database_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'etl.db'}"
     write_dimensions(
         tmp_path / "dims",
-        customer=[{"customer_id": c, "first_name": f"C{c}", "last_name": "X"} for c in (1, 2, 3)],
+        customer=[
+            {"customer_id": c, "first_name": first, "last_name": last}
+            for c, (first, last) in CUSTOMER_NAMES.items()
+        ],
         store=[{"id": 10, "store_manager_name": "M"}],
         sales_team=[
-            {"id": p, "first_name": f"P{p}", "last_name": "Y", "is_manager": "N"}
-            for p in (100, 101)
+            {"id": p, "first_name": first, "last_name": last, "is_manager": "N"}
+            for p, (first, last) in PERSON_NAMES.items()
         ],
         product=[{"id": 1, "name": "pen", "current_price": "1.00"}],
     )
@@ -175,21 +182,19 @@ def expected_loaded(*versions: bytes) -> Counter[tuple[int, str, Decimal]]:
     )
 
 
-def expected_reporting(
-    loaded: Counter[tuple[int, str, Decimal]],
-) -> tuple[dict[int, Decimal], dict[int, tuple[Decimal, Decimal]]]:
-    """March totals per customer, and per salesperson (total, incentive: 1% to the top)."""
-    per_customer: Counter[int] = Counter()
-    per_person: Counter[int] = Counter()
-    for (customer, _date, total), n in loaded.items():
-        per_customer[customer] += total * n
-        per_person[PERSON_OF[customer]] += total * n
-    top = max(per_person.values())
-    incentives = {
-        p: (t, (t * Decimal("0.01")).quantize(CENT, ROUND_HALF_UP) if t == top else Decimal("0"))
-        for p, t in per_person.items()
-    }
-    return dict(per_customer), incentives
+def expected_reporting(loaded: Counter[tuple[int, str, Decimal]]) -> dict[str, list[tuple]]:
+    """Both reporting tables of the loaded sales, from the shared plain-Decimal oracle."""
+    sales = [
+        {
+            "customer_id": customer,
+            "sales_person_id": PERSON_OF[customer],
+            "sales_date": date,
+            "total_cost": total,
+        }
+        for (customer, date, total), n in loaded.items()
+        for _ in range(n)
+    ]
+    return expected_reporting_tuples(sales, CUSTOMER_NAMES, PERSON_NAMES, decimal_money)
 
 
 def inbox(landing: Landing) -> dict[str, bytes]:
@@ -334,10 +339,4 @@ def test_versions_that_arrive_during_a_run_load_once_each_in_the_next_run(
         )
         == want
     )
-    per_customer, incentives = expected_reporting(want)
-    monthly = read_table(database_url, "customer_monthly_purchase")
-    assert {(m["customer_id"], m["year"], m["month"]): m["monthly_total"] for m in monthly} == {
-        (c, 2024, 3): t for c, t in per_customer.items()
-    }
-    team = read_table(database_url, "sales_team_incentive")
-    assert {t["sales_person_id"]: (t["total_sales"], t["incentive"]) for t in team} == incentives
+    assert reporting_table_rows(database_url) == expected_reporting(want)

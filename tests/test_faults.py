@@ -19,11 +19,11 @@ import subprocess
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from corpus import HEADER, lines, load_corpus_dimensions, rec
-from helpers import files_under, read_parquet_rows, read_table, sha256_bytes, write_bytes
+from harness import Workspace
+from helpers import files_under, read_parquet_rows, read_table, sha256_bytes
 from ops_helpers import assert_task_failed_without_retries, wait_for_run_logs
 
 from sales_etl.storage.local import LocalStore
@@ -67,65 +67,50 @@ def _expected_totals(files: dict[str, bytes]) -> dict[tuple[int, int, int], Deci
     return dict(totals)
 
 
-class Env:
-    def __init__(self, root: Path, db_dir: Path | None = None) -> None:
-        self.root = root
-        self.landing, self.marts = root / "landing", root / "marts"
-        self.db_dir = db_dir or root / "db"
-        self.database_url = f"sqlite:///{self.db_dir / 'etl.db'}"
-        self.marts.mkdir(parents=True, exist_ok=True)
-        load_corpus_dimensions(root / "dims", self.database_url)
-        self.files: dict[str, bytes] = {}
+def workspace(root: Path) -> Workspace:
+    """The shared workspace (database under ``db/``, so the test can take its folder away),
+    the corpus dimensions loaded."""
+    ws = Workspace(root, database_file="db/etl.db").create()
+    load_corpus_dimensions(root / "dims", ws.database_url)
+    return ws
 
-    def send(self, files: dict[str, bytes]) -> None:
-        self.files.update(files)
-        for name, data in files.items():
-            write_bytes(self.landing / "to_process" / name, data)
 
-    def run(self, return_state: bool = False) -> Any:
-        """The run's summary (or, with ``return_state``, its final Prefect state)."""
-        from sales_etl.flows.sales_flow import sales_etl_flow
+def assert_nothing_lost(ws: Workspace, sent: dict[str, bytes]) -> None:
+    """Every sent file exactly once in the landing zone, bytes unchanged.
 
-        return sales_etl_flow(
-            landing=str(self.landing),
-            marts=str(self.marts),
-            database_url=self.database_url,
-            return_state=return_state,
-        )
+    A run's claimed copies (``_incoming/<batch>/claimed/``) are its working copies, not a
+    place a file ends in: a committed run that failed keeps them to finish archiving.
+    """
+    found = [p for p in files_under(ws.landing) if not p.startswith("_incoming/")]
+    assert len(found) == len(sent), found
+    for name, data in sent.items():
+        places = [p for p in found if p.endswith("/" + name)]
+        assert len(places) == 1, (name, places)
+        assert sha256_bytes((ws.landing / places[0]).read_bytes()) == sha256_bytes(data)
 
-    def assert_nothing_lost(self) -> None:
-        """Every sent file exactly once in the landing zone, bytes unchanged.
 
-        A run's claimed copies (``_incoming/<batch>/claimed/``) are its working copies, not a
-        place a file ends in: a committed run that failed keeps them to finish archiving.
-        """
-        found = [p for p in files_under(self.landing) if not p.startswith("_incoming/")]
-        assert len(found) == len(self.files), found
-        for name, data in self.files.items():
-            places = [p for p in found if p.endswith("/" + name)]
-            assert len(places) == 1, (name, places)
-            assert sha256_bytes((self.landing / places[0]).read_bytes()) == sha256_bytes(data)
-
-    def assert_equals_clean_run(self) -> None:
-        self.assert_nothing_lost()
-        assert files_under(self.landing / "to_process") == []
-        assert files_under(self.landing / "_incoming") == []  # no claimed copy left
-        processed = files_under(self.landing / "processed")
-        assert sorted(p.split("/", 1)[1] for p in processed) == sorted(self.files)
-        rows = read_table(self.database_url, "customer_monthly_purchase")
-        got = {(r["customer_id"], r["year"], r["month"]): r["monthly_total"] for r in rows}
-        assert got == _expected_totals(self.files)
-        mart = read_parquet_rows(self.marts / "customer_data_mart")
-        quarantine = read_parquet_rows(self.marts / "quarantine")
-        n_rows = sum(d.count(b"\n") - 1 for d in self.files.values())
-        assert len(mart) + len(quarantine) == n_rows
-        assert len(quarantine) == len(self.files)
-        staging = read_table(self.database_url, "staging_files")
-        final = {}
-        for row in staging:  # a failed run leaves FAILED rows; the last row per file counts
-            final[row["file_name"]] = row["status"]
-        assert set(final.values()) == {"COMPLETED"}, final
-        assert not (self.marts / "_incoming").exists()
+def assert_equals_clean_run(ws: Workspace, sent: dict[str, bytes]) -> None:
+    """What one clean run of ``sent`` leaves: archived once, staging COMPLETED, the reporting
+    table and the row counts as the inputs say, no working copy left."""
+    assert_nothing_lost(ws, sent)
+    assert files_under(ws.inbox) == []
+    assert files_under(ws.landing / "_incoming") == []  # no claimed copy left
+    processed = files_under(ws.landing / "processed")
+    assert sorted(p.split("/", 1)[1] for p in processed) == sorted(sent)
+    rows = read_table(ws.database_url, "customer_monthly_purchase")
+    got = {(r["customer_id"], r["year"], r["month"]): r["monthly_total"] for r in rows}
+    assert got == _expected_totals(sent)
+    mart = read_parquet_rows(ws.marts / "customer_data_mart")
+    quarantine = read_parquet_rows(ws.marts / "quarantine")
+    n_rows = sum(d.count(b"\n") - 1 for d in sent.values())
+    assert len(mart) + len(quarantine) == n_rows
+    assert len(quarantine) == len(sent)
+    staging = read_table(ws.database_url, "staging_files")
+    final = {}
+    for row in staging:  # a failed run leaves FAILED rows; the last row per file counts
+        final[row["file_name"]] = row["status"]
+    assert set(final.values()) == {"COMPLETED"}, final
+    assert not (ws.marts / "_incoming").exists()
 
 
 def test_database_down_for_the_whole_run_then_back(
@@ -134,34 +119,36 @@ def test_database_down_for_the_whole_run_then_back(
     from prefect.settings import PREFECT_API_URL
 
     monkeypatch.setenv("SALES_ETL_TASK_RETRIES", "0")
-    env = Env(tmp_path)
-    env.send(_inputs(2, 20, seed=1))
+    ws = workspace(tmp_path)
+    sent = _inputs(2, 20, seed=1)
+    ws.drop(sent)
     # The database disappears: its folder is moved away and a plain file stands in its place,
     # so SQLite cannot open (or create) it.
-    shutil.move(env.db_dir, tmp_path / "db_away")
-    env.db_dir.write_text("not a folder")
-    state = env.run(return_state=True)
+    shutil.move(ws.db_dir, tmp_path / "db_away")
+    ws.db_dir.write_text("not a folder")
+    state = ws.run_flow(return_state=True)
     assert state.is_failed()
     with pytest.raises(Exception) as failure:
         state.result()
-    assert str(env.db_dir) in str(failure.value)  # the error names the database location
+    assert str(ws.db_dir) in str(failure.value)  # the error names the database location
     logs = wait_for_run_logs(PREFECT_API_URL.value(), str(state.state_details.flow_run_id))
     assert_task_failed_without_retries(logs)  # SALES_ETL_TASK_RETRIES=0 holds for this run
-    env.assert_nothing_lost()
-    assert len(files_under(env.landing / "to_process")) == 2  # untouched, waiting
-    assert files_under(env.marts) == []
+    assert_nothing_lost(ws, sent)
+    assert len(files_under(ws.landing / "to_process")) == 2  # untouched, waiting
+    assert files_under(ws.marts) == []
 
-    env.db_dir.unlink()
-    shutil.move(tmp_path / "db_away", env.db_dir)
-    env.run()
-    env.assert_equals_clean_run()
+    ws.db_dir.unlink()
+    shutil.move(tmp_path / "db_away", ws.db_dir)
+    ws.run_flow()
+    assert_equals_clean_run(ws, sent)
 
 
 def test_storage_fails_mid_archive_then_rerun_finishes(
     spark, prefect_api, tmp_path: Path, monkeypatch
 ) -> None:
-    env = Env(tmp_path)
-    env.send(_inputs(3, 20, seed=2))
+    ws = workspace(tmp_path)
+    sent = _inputs(3, 20, seed=2)
+    ws.drop(sent)
     real_move = LocalStore.move
     archived: list[str] = []
 
@@ -174,22 +161,22 @@ def test_storage_fails_mid_archive_then_rerun_finishes(
 
     monkeypatch.setattr(LocalStore, "move", flaky_move)
     with pytest.raises(Exception, match="injected"):
-        env.run()
-    env.assert_nothing_lost()  # one file archived, two still in to_process/
-    assert len(files_under(env.landing / "processed")) == 1
-    assert len(files_under(env.landing / "to_process")) == 2
+        ws.run_flow()
+    assert_nothing_lost(ws, sent)  # one file archived, two still in to_process/
+    assert len(files_under(ws.landing / "processed")) == 1
+    assert len(files_under(ws.landing / "to_process")) == 2
     # The committed run keeps its claims of the two files it could not archive yet.
-    claims = [env.landing / "_incoming" / p for p in files_under(env.landing / "_incoming")]
-    waiting = [env.landing / "to_process" / p for p in files_under(env.landing / "to_process")]
+    claims = [ws.landing / "_incoming" / p for p in files_under(ws.landing / "_incoming")]
+    waiting = [ws.landing / "to_process" / p for p in files_under(ws.landing / "to_process")]
     assert sorted(p.read_bytes() for p in claims) == sorted(p.read_bytes() for p in waiting)
-    run = read_table(env.database_url, "etl_runs")[-1]
+    run = read_table(ws.database_url, "etl_runs")[-1]
     assert run["status"] != "COMPLETED"
 
     monkeypatch.setattr(LocalStore, "move", real_move)
-    summary = env.run()  # recovery finishes the archive; nothing new to load
+    summary = ws.run_flow()  # recovery finishes the archive; nothing new to load
     assert summary["rows_total"] == 0
-    env.assert_equals_clean_run()
-    batches = {p.split("/")[0] for p in files_under(env.landing / "processed")}
+    assert_equals_clean_run(ws, sent)
+    batches = {p.split("/")[0] for p in files_under(ws.landing / "processed")}
     assert len(batches) == 1  # archived into the committed run's folder
 
 
@@ -213,20 +200,21 @@ def tiny_disk(tmp_path: Path):
 def test_disk_full_on_the_marts_then_space_freed(
     spark, prefect_api, tmp_path: Path, tiny_disk: Path
 ) -> None:
-    env = Env(tmp_path)
-    assert env.marts == tiny_disk
-    env.send(_inputs(2, 15_000, seed=3))
+    ws = workspace(tmp_path)
+    assert ws.marts == tiny_disk
+    sent = _inputs(2, 15_000, seed=3)
+    ws.drop(sent)
     with pytest.raises(Exception) as failure:
-        env.run()
+        ws.run_flow()
     text = str(failure.value)
-    runs = read_table(env.database_url, "etl_runs")
+    runs = read_table(ws.database_url, "etl_runs")
     text += " " + str(runs[-1]["error"])
     assert "No space left on device" in text or "ENOSPC" in text, text[:2000]
-    env.assert_nothing_lost()
-    assert len(files_under(env.landing / "to_process")) == 2
-    assert files_under(env.marts, ".parquet") == []  # the batch was rolled back
-    assert read_table(env.database_url, "customer_monthly_purchase") == []
+    assert_nothing_lost(ws, sent)
+    assert len(files_under(ws.landing / "to_process")) == 2
+    assert files_under(ws.marts, ".parquet") == []  # the batch was rolled back
+    assert read_table(ws.database_url, "customer_monthly_purchase") == []
 
     subprocess.run(["mount", "-o", "remount,size=256m", str(tiny_disk)], check=True)
-    env.run()
-    env.assert_equals_clean_run()
+    ws.run_flow()
+    assert_equals_clean_run(ws, sent)

@@ -21,13 +21,14 @@ import random
 import shutil
 import signal
 from collections import Counter, defaultdict
-from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from crash_helpers import base_env, run_cli
-from harness import Workspace
+from harness import Workspace, decimal_money, expected_reporting_tuples
 from helpers import (
     REPORTING_COLUMNS,
     SALES_COLUMNS,
@@ -107,87 +108,40 @@ def loaded_rows(rows: list[Row], late: bool) -> list[Row]:
     return [r for r in rows if Decimal(r["price"]) >= 0 and int(r["customer_id"]) in known]
 
 
-def _cents(amount: Decimal) -> Decimal:
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def tables_from_sales(
-    sales: list[tuple[int, int, int, str, Decimal]], scope: str = "company"
+def reporting_oracle(
+    sales: list[Mapping[str, Any]], scope: str = "company"
 ) -> dict[str, list[tuple[Any, ...]]]:
-    """Both reporting tables from (customer, store, person, YYYY-MM, total_cost) sales: the
-    business rules of DESIGN.md (1 % to the top performer(s), ties all get it, half up)."""
-    per_customer: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    per_person: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    per_store: dict[tuple[str, int], dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for customer, store, person, month, cost in sales:
-        per_customer[(customer, month)] += cost
-        per_person[(person, month)] += cost
-        per_store[(month, store)][person] += cost
-    earned: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    if scope == "company":
-        best: dict[str, Decimal] = {}
-        for (_p, month), total in per_person.items():
-            best[month] = max(best.get(month, total), total)
-        for (person, month), total in per_person.items():
-            if total == best[month]:
-                earned[(person, month)] = total * CENT
-    else:
-        for (month, _store), people in per_store.items():
-            top = max(people.values())
-            for person, total in people.items():
-                if total == top:
-                    earned[(person, month)] += total * CENT
-    return {
-        "customer_monthly_purchase": sorted(
-            (c, *CUSTOMERS[c], int(m[:4]), int(m[5:]), _cents(t))
-            for (c, m), t in per_customer.items()
-        ),
-        "sales_team_incentive": sorted(
-            (p, *SALES_PEOPLE[p], int(m[:4]), int(m[5:]), _cents(t), _cents(earned[(p, m)]))
-            for (p, m), t in per_person.items()
-        ),
-    }
+    """Both reporting tables from sales (their ``customer_id``, ``store_id``,
+    ``sales_person_id``, ``sales_date`` or ``sales_month``, ``total_cost``): the shared
+    plain-Decimal oracle of DESIGN.md's rules, money as ``Decimal``."""
+    return expected_reporting_tuples(sales, CUSTOMERS, SALES_PEOPLE, decimal_money, scope)
 
 
 def oracle(rows: list[Row], late: bool) -> dict[str, list[tuple[Any, ...]]]:
-    return tables_from_sales(
-        [
-            (
-                int(r["customer_id"]),
-                int(r["store_id"]),
-                int(r["sales_person_id"]),
-                r["sales_date"][:7],
-                Decimal(r["total_cost"]),
-            )
-            for r in loaded_rows(rows, late)
-        ]
-    )
+    return reporting_oracle(loaded_rows(rows, late))
 
 
-def mart_sales(marts: Path) -> list[tuple[int, int, int, str, Decimal]]:
+def mart_sales(marts: Path) -> list[dict[str, Any]]:
     """Every sale of the marts, as the full recompute reads them: the customer from the
     customer mart, store and person from the sales-team mart (both marts hold the same sales:
     matched as multisets on their common columns)."""
     team = [
-        (
-            int(r["customer_id"]),
-            int(r["store_id"]),
-            int(r["sales_person_id"]),
-            r["sales_month"],
-            r["total_cost"],
-        )
+        {
+            c: r[c]
+            for c in ("customer_id", "store_id", "sales_person_id", "sales_month", "total_cost")
+        }
         for r in read_parquet_rows(marts / "sales_team_data_mart")
     ]
+    common = ("customer_id", "store_id", "sales_month", "total_cost")
     customers = Counter(
-        (int(r["customer_id"]), int(r["store_id"]), r["sales_month"], r["total_cost"])
-        for r in read_parquet_rows(marts / "customer_data_mart")
+        tuple(r[c] for c in common) for r in read_parquet_rows(marts / "customer_data_mart")
     )
-    assert customers == Counter((c, s, m, t) for c, s, _p, m, t in team)
+    assert customers == Counter(tuple(t[c] for c in common) for t in team)
     return team
 
 
 def assert_tables_equal_full_recompute(settings) -> None:
-    assert reporting_table_rows(settings.database_url) == tables_from_sales(
+    assert reporting_table_rows(settings.database_url) == reporting_oracle(
         mart_sales(Path(settings.marts))
     )
 
@@ -226,7 +180,11 @@ def assert_partials_aggregate_the_marts(settings) -> None:
     sales = mart_sales(marts)
     by_customer: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
     by_person: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
-    for customer, store, person, month, cost in sales:
+    for sale in sales:
+        customer, store, person = (
+            int(sale[c]) for c in ("customer_id", "store_id", "sales_person_id")
+        )
+        month, cost = sale["sales_month"], sale["total_cost"]
         for key, table in (((month, customer), by_customer), ((month, store, person), by_person)):
             table[key][0] += cost
             table[key][1] += 1
@@ -347,7 +305,7 @@ def test_tables_from_partials_equal_full_recompute_and_oracle(partial_env, spark
     stored = month_incentive_rows(settings.with_overrides(incentive_scope="store"), dims, rows)
     assert (
         sorted(tuple(r[c] for c in REPORTING_COLUMNS["sales_team_incentive"]) for r in stored)
-        == tables_from_sales(mart_sales(marts), scope="store")["sales_team_incentive"]
+        == reporting_oracle(mart_sales(marts), scope="store")["sales_team_incentive"]
     )
 
 

@@ -29,7 +29,11 @@ _PANDERA_ENV_SIDE_EFFECTS = ("SPARK_LOCAL_IP", "PYARROW_IGNORE_TIMEZONE")
 
 @contextmanager
 def _environment_restored(names: tuple[str, ...] = _PANDERA_ENV_SIDE_EFFECTS) -> Iterator[None]:
-    """Undo changes to the named environment variables made inside the block."""
+    """Undo changes to the named environment variables made inside the block.
+
+    Not ``unittest.mock.patch.dict(os.environ)``: that clears and refills the whole environment
+    on exit, which the other threads of a running flow (Prefect's, Spark's launcher) could see.
+    """
     saved = {name: os.environ.get(name) for name in names}
     try:
         yield
