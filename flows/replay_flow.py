@@ -29,6 +29,7 @@ from sales_etl.tasks.replay import (
     ReplaySummary,
     commit_replay,
     judge_replay,
+    refuse_unknown_batch,
     replay_dry_run,
     write_replay,
 )
@@ -59,7 +60,8 @@ def sales_etl_replay_flow(
     ``total_cost_by_month``, ``recovered``, ``reporting`` and, for a dry run, ``months_effect``.
 
     Raises:
-        ConfigError: an unknown reason code, a malformed batch id, or what ``preflight`` found.
+        ConfigError: an unknown reason code, a malformed batch id or one the quarantine does
+            not hold, or what ``preflight`` found.
         Any other exception after the replay opened its batch: the batch is rolled back unless
         its commit went through (then the next run or replay completes it).
     """
@@ -69,6 +71,7 @@ def sales_etl_replay_flow(
     settings = Settings()
     clock = StageClock()
     preflight(settings)
+    refuse_unknown_batch(settings, selection)
     if dry_run:
         # A dry run takes no lock (it writes nothing, the lock row included) but does not read
         # the marts while a run is publishing them: it refuses like a second run would.

@@ -104,6 +104,31 @@ class ReplaySelection:
             )
 
 
+def quarantined_batches(marts: ObjectStore) -> list[str]:
+    """The batch ids with a file in the quarantine (its files are named ``<batch id>-...``,
+    :func:`sales_etl.layout.published_name`), sorted; one listing, no Spark."""
+    prefixes = (obj.key.rsplit("/", 1)[-1].split("-", 1)[0] for obj in marts.list(QUARANTINE + "/"))
+    return sorted({prefix for prefix in prefixes if _BATCH_ID.match(prefix)})
+
+
+def refuse_unknown_batch(settings: Settings, selection: ReplaySelection) -> None:
+    """Refuse a ``batch`` selection that names no batch of the quarantine (a mistyped id would
+    otherwise judge 0 rows and succeed), before Spark starts.
+
+    Raises:
+        ConfigError: no quarantined row comes from that batch (the hint names the latest ones).
+    """
+    if selection.batch is None:
+        return
+    batches = quarantined_batches(open_store(settings.marts))
+    if selection.batch not in batches:
+        latest = ", ".join(reversed(batches[-3:])) if batches else "none"
+        raise ConfigError(
+            f"--batch {selection.batch!r}: no quarantined row comes from that batch",
+            hint=f"the quarantine holds rows of {len(batches)} batch(es); the latest: {latest}",
+        )
+
+
 @dataclass
 class ReplayPlan:
     """What judging the selected quarantined rows found (small: counts only).
