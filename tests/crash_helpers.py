@@ -114,8 +114,8 @@ ALL_FILES: dict[str, bytes] = {**BATCH_1, **BATCH_2}
 HELD_FILES = ("sales_2024_04.csv",)
 
 
-def write_dimensions(directory: Path) -> Path:
-    """The four dimension CSVs, headers = the table columns."""
+def write_crash_dimensions(directory: Path) -> Path:
+    """The crash scenario's four dimension CSVs (:data:`DIMENSIONS`, headers = the table columns)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in DIMENSIONS.items():
         (directory / name).write_text(text, encoding="utf-8")

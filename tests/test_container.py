@@ -39,7 +39,7 @@ from crash_helpers import (
     new_workspace,
     run_cli,
     workspace_state,
-    write_dimensions,
+    write_crash_dimensions,
 )
 from harness import PrefectServer, Workspace
 from ops_helpers import api_post, reporting_tables
@@ -252,7 +252,7 @@ def test_sigterm_mid_run_then_recovery_equals_one_clean_run(
     api = prefect_server.api_url
     template = Workspace(tmp_path / "template")
     template.root.mkdir()
-    dims = write_dimensions(tmp_path / "dims")
+    dims = write_crash_dimensions(tmp_path / "dims")
     loaded = run_cli(
         ["load-dimensions", str(dims)],
         template,

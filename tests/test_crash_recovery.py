@@ -48,7 +48,7 @@ from crash_helpers import (
     new_workspace,
     run_cli,
     workspace_state,
-    write_dimensions,
+    write_crash_dimensions,
 )
 from harness import Workspace
 
@@ -88,7 +88,7 @@ def template_db(
 ) -> Path:
     """SQLite with the dimensions loaded by `sales-etl load-dimensions` (copied per workspace)."""
     root = tmp_path_factory.mktemp("template")
-    dims = write_dimensions(root / "dims")
+    dims = write_crash_dimensions(root / "dims")
     ws = Workspace(root)
     result = run_cli(["load-dimensions", str(dims)], ws, cli_env, label="load-dimensions")
     timings.append(Timing("load-dimensions (once)", result.seconds, result.returncode))
