@@ -19,6 +19,28 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("SALES_ETL_RETRY_DELAY_SECONDS", "0.2")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fail-on-skip",
+        action="store_true",
+        help="a skipped test fails (make test and CI pass it: nothing there is skipped silently)",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    report = yield
+    if (
+        report.skipped
+        and not hasattr(report, "wasxfail")
+        and item.config.getoption("--fail-on-skip")
+    ):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under --fail-on-skip (make test runs everything): {reason}"
+    return report
+
+
 @pytest.fixture(scope="session")
 def spark():
     """The session's SparkSession, made by the product's own builder (local[2])."""
