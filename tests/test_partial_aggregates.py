@@ -124,17 +124,21 @@ def oracle(rows: list[Row], late: bool) -> dict[str, list[tuple[Any, ...]]]:
 def mart_sales(marts: Path) -> list[dict[str, Any]]:
     """Every sale of the marts, as the full recompute reads them: the customer from the
     customer mart, store and person from the sales-team mart (both marts hold the same sales:
-    matched as multisets on their common columns)."""
+    matched as multisets on their common columns). Ids as ``int`` (``store_id`` is a partition
+    of the sales-team mart)."""
+    ids = ("customer_id", "store_id", "sales_person_id")
     team = [
         {
-            c: r[c]
-            for c in ("customer_id", "store_id", "sales_person_id", "sales_month", "total_cost")
+            **{c: int(r[c]) for c in ids},
+            "sales_month": r["sales_month"],
+            "total_cost": r["total_cost"],
         }
         for r in read_parquet_rows(marts / "sales_team_data_mart")
     ]
     common = ("customer_id", "store_id", "sales_month", "total_cost")
     customers = Counter(
-        tuple(r[c] for c in common) for r in read_parquet_rows(marts / "customer_data_mart")
+        (int(r["customer_id"]), int(r["store_id"]), r["sales_month"], r["total_cost"])
+        for r in read_parquet_rows(marts / "customer_data_mart")
     )
     assert customers == Counter(tuple(t[c] for c in common) for t in team)
     return team
@@ -181,9 +185,7 @@ def assert_partials_aggregate_the_marts(settings) -> None:
     by_customer: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
     by_person: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
     for sale in sales:
-        customer, store, person = (
-            int(sale[c]) for c in ("customer_id", "store_id", "sales_person_id")
-        )
+        customer, store, person = (sale[c] for c in ("customer_id", "store_id", "sales_person_id"))
         month, cost = sale["sales_month"], sale["total_cost"]
         for key, table in (((month, customer), by_customer), ((month, store, person), by_person)):
             table[key][0] += cost
