@@ -11,11 +11,13 @@ the traceback.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import os
 import shutil
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -360,7 +362,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Sample data + SQLite + one run of the flow, on the configured (default: local) settings."""
+    """Sample data + SQLite + one run of the flow, on the configured (default: local) settings.
+
+    Refused (ConfigError, nothing written) when the database already holds customers other than
+    the demo's: a workspace with real data is never mixed with samples.
+    """
     from sales_etl.db.dimensions import load_dimensions
     from sales_etl.db.engine import init_db, make_engine
     from sales_etl.errors import ConfigError
@@ -377,28 +383,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     landing = Path(settings.landing).resolve()
     samples = landing.parent / "samples"
-    data = generate_dataset(
-        samples,
-        rows=args.rows,
-        files=4,
-        customers=200,
-        stores=4,
-        products=30,
-        start="2024-03-01",
-        months=2,
-        seed=args.seed,
-        bad_row_fraction=0.02,
-        extra_columns=False,
-        bad_files=True,
-    )
     engine = make_engine(settings.database_url)
+    with tempfile.TemporaryDirectory(prefix="sales-etl-demo-") as scratch:
+        data = generate_dataset(
+            scratch,
+            rows=args.rows,
+            files=4,
+            customers=200,
+            stores=4,
+            products=30,
+            start="2024-03-01",
+            months=2,
+            seed=args.seed,
+            bad_row_fraction=0.02,
+            extra_columns=False,
+            bad_files=True,
+        )
+        # Before anything is written: the demo loads its own dimensions (replacing rows by id)
+        # and sales, so a workspace holding other data would be silently mixed with samples.
+        _refuse_a_workspace_with_other_data(engine, Path(data["dimensions_dir"]), settings)
+        shutil.copytree(scratch, samples, dirs_exist_ok=True)
+        sent = [samples / Path(p).relative_to(scratch) for p in data["sales_files"]]
+        sent += [samples / Path(p).relative_to(scratch) for p in data["bad_files"]]
     init_db(engine)
-    load_dimensions(engine, data["dimensions_dir"])
+    load_dimensions(engine, samples / "dimensions")
     inbox = landing / "to_process"
     inbox.mkdir(parents=True, exist_ok=True)
-    for path in [*data["sales_files"], *data["bad_files"]]:
-        shutil.copyfile(path, inbox / Path(path).name)
-    print(f"demo data: {len(data['sales_files']) + len(data['bad_files'])} files in {inbox}")
+    for path in sent:
+        shutil.copyfile(path, inbox / path.name)
+    print(f"demo data: {len(sent)} files in {inbox} (copies of {samples})")
     summary = run_flow(settings)
     print()
     print(format_summary(summary))
@@ -408,6 +421,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"database: {shown['database']} (customer_monthly_purchase, sales_team_incentive)")
     print(f"archive:  {landing / 'processed'}   rejects: {landing / 'error_files'}")
     return 0
+
+
+def _refuse_a_workspace_with_other_data(
+    engine: Any, demo_dimensions: Path, settings: Settings
+) -> None:
+    """Refuse the demo when the database's ``customer`` table holds rows other than the demo's
+    own (a workspace with real data: the demo would replace dimension rows by id and add
+    sample sales to its marts and tables). An empty or missing table, or the demo's own rows
+    (a second demo), pass.
+
+    Raises:
+        ConfigError: the table holds other customers (names how many, and where).
+    """
+    from sqlalchemy import inspect, select
+
+    from sales_etl.db.schema import customer
+    from sales_etl.errors import ConfigError
+
+    if customer.name not in inspect(engine).get_table_names():
+        return
+    with engine.connect() as conn:
+        stored = {
+            (int(i), f or "", last or "")
+            for i, f, last in conn.execute(
+                select(customer.c.customer_id, customer.c.first_name, customer.c.last_name)
+            )
+        }
+    if not stored:
+        return
+    with (demo_dimensions / "customer.csv").open(newline="", encoding="utf-8") as handle:
+        demo = {
+            (int(r["customer_id"]), r["first_name"], r["last_name"]) for r in csv.DictReader(handle)
+        }
+    if stored != demo:
+        raise ConfigError(
+            f"demo: the database {_locations(settings)['database']} already holds "
+            f"{len(stored)} customer row(s) that are not the demo's; the demo would replace "
+            "dimension rows and add sample sales to this workspace",
+            hint="run the demo in an empty folder with SALES_ETL_LANDING, SALES_ETL_MARTS and "
+            "SALES_ETL_DATABASE_URL unset (it uses ./data), or point them at new locations",
+        )
 
 
 def _version() -> str:

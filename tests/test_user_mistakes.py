@@ -147,6 +147,19 @@ def test_run_with_the_files_dropped_beside_to_process(ws: Workspace, env: dict[s
 
 
 @pytest.mark.slow
+def test_demo_on_a_workspace_with_other_data_is_refused(ws: Workspace, env: dict[str, str]):
+    """`sales-etl demo` with settings pointing at a workspace that holds real dimensions: it
+    would replace customers by id and mix sample sales in; refused before writing anything."""
+    customers = sql_rows(ws.db, "SELECT COUNT(*) FROM customer")[0][0]
+    assert customers > 0
+    before = snapshot(ws)
+    err = refused(cli(["demo"], env, cwd=ws.root), "demo")
+    assert f"already holds {customers} customer row(s) that are not the demo's" in err
+    assert "SALES_ETL_DATABASE_URL unset" in err
+    assert_nothing_moved(before, ws)  # no samples folder, no file, no row changed
+
+
+@pytest.mark.slow
 def test_run_with_an_empty_dimension_table(ws: Workspace, env: dict[str, str]):
     with sqlite3.connect(ws.db) as conn:
         conn.execute("DELETE FROM sales_team")
