@@ -240,10 +240,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """
     from sales_etl.preflight import run_preflight
     from sales_etl.summary import format_replay_summary
-    from sales_etl.tasks.replay import ReplaySelection
+    from sales_etl.tasks.replay import ReplaySelection, refuse_unknown_batch
 
     reasons = tuple(r.strip() for r in (args.reason or "").split(",") if r.strip())
-    ReplaySelection(reasons, args.source_file, args.batch).check()
+    selection = ReplaySelection(reasons, args.source_file, args.batch)
+    selection.check()
     settings = _settings(args)
     if not args.json:
         _print_locations(settings)
@@ -251,6 +252,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from sales_etl.idle import refuse_when_run_in_progress
 
     refuse_when_run_in_progress(settings)  # before Prefect and Spark start (a dry run too)
+    refuse_unknown_batch(settings, selection)  # here, not only in the flow: no Prefect traceback
     _export_settings(settings)
     from sales_etl.flows.replay_flow import sales_etl_replay_flow
 

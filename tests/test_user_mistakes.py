@@ -160,6 +160,18 @@ def test_demo_on_a_workspace_with_other_data_is_refused(ws: Workspace, env: dict
 
 
 @pytest.mark.slow
+def test_replay_of_a_batch_the_quarantine_does_not_hold(ws: Workspace, env: dict[str, str]):
+    """A well-formed --batch that quarantined nothing (a typo): one line and a hint, refused
+    before Prefect starts (no flow-run traceback on stderr), nothing changed."""
+    before = snapshot(ws)
+    err = refused(cli(["replay", "--batch", "20240101_000000", "--dry-run"], env), "replay")
+    first, hint = err.strip().splitlines()
+    assert first.endswith("--batch '20240101_000000': no quarantined row comes from that batch")
+    assert hint == "hint: the quarantine holds rows of 0 batch(es); the latest: none"
+    assert_nothing_moved(before, ws)
+
+
+@pytest.mark.slow
 def test_run_with_an_empty_dimension_table(ws: Workspace, env: dict[str, str]):
     with sqlite3.connect(ws.db) as conn:
         conn.execute("DELETE FROM sales_team")
