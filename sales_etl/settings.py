@@ -205,6 +205,21 @@ class Settings(DebugSettings):
         6 * 3600, ge=60, description="How long a run's lock is honoured without a heartbeat"
     )
 
+    @field_validator("landing", "marts", "spark_master")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        # An empty path would silently mean the working directory (a run writing marts there).
+        if not value.strip():
+            raise ValueError("is empty (unset it to use the default)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty (unset it to use the default)")
+        return value
+
     @field_validator("incentive_rate")
     @classmethod
     def _incentive_rate_is_a_fraction(cls, value: str) -> str:

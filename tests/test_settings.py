@@ -162,6 +162,10 @@ def test_no_product_module_reads_a_sales_etl_variable_around_settings() -> None:
         ("SALES_ETL_RETRY_DELAY_SECONDS", "abc", "must be a valid number"),
         ("SALES_ETL_DEBUG", "maybe", "must be a valid boolean"),
         ("SALES_ETL_SPARK_SHUFFLE_PARTITIONS", "0", "greater than or equal to 1"),
+        # Empty would silently mean the working directory (or no master).
+        ("SALES_ETL_LANDING", "", "is empty (unset it to use the default)"),
+        ("SALES_ETL_MARTS", "  ", "is empty (unset it to use the default)"),
+        ("SALES_ETL_SPARK_MASTER", "", "is empty (unset it to use the default)"),
     ],
 )
 def test_a_wrong_value_is_one_config_error_line_naming_the_variable(
@@ -174,6 +178,16 @@ def test_a_wrong_value_is_one_config_error_line_naming_the_variable(
     assert "\n" not in message
     assert message.startswith(f"invalid setting: {variable}")
     assert f"= {value!r}: " in message and why in message
+
+
+def test_an_empty_database_url_is_refused_and_says_so(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("SALES_ETL_DATABASE_URL", " ")
+    with pytest.raises(ConfigError) as raised:
+        Settings()
+    assert raised.value.message == (
+        "invalid setting: SALES_ETL_DATABASE_URL / --database-url = '***': is empty (unset it to "
+        "use the default)"
+    )
 
 
 def test_an_invalid_debug_value_is_refused_on_its_own_too(clean_env: pytest.MonkeyPatch) -> None:
