@@ -258,6 +258,40 @@ def test_header_must_match_the_table(
     assert caught.value.line == 1
 
 
+def test_a_file_without_a_header_row_is_told_so(engine: Engine, tmp_path: Path) -> None:
+    """The tutorial's ``SELECT ... INTO OUTFILE`` writes no header: say that, not just
+    "missing ... unknown 1, ..."."""
+    path = tmp_path / "customer.csv"
+    write_csv(path, [CUSTOMERS[0], CUSTOMERS[1]])
+    with pytest.raises(DimensionLoadError) as caught:
+        load_dimension_file(engine, "customer", path)
+    assert caught.value.line == 1
+    assert caught.value.hint == (
+        "the file has no header row: make its first line " + ",".join(CUSTOMER_HEADER)
+    )
+    write_csv(path, [CUSTOMER_HEADER[:-1], CUSTOMERS[0][:-1]])
+    with pytest.raises(DimensionLoadError) as caught:
+        load_dimension_file(engine, "customer", path)
+    assert caught.value.hint == "name the columns exactly as the table's (any order)"
+    assert count(engine, customer) == 0
+
+
+def test_a_key_repeated_in_one_file_is_refused_naming_both_lines(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """An upsert would keep the later row silently (and the count said one row more than the
+    table got); the file is refused and nothing of it is written."""
+    path = tmp_path / "customer.csv"
+    again = [CUSTOMERS[0][0], "Other", "Person", *CUSTOMERS[0][3:]]
+    write_csv(path, [CUSTOMER_HEADER, CUSTOMERS[0], CUSTOMERS[2], again])  # one line each
+    with pytest.raises(DimensionLoadError) as caught:
+        load_dimension_file(engine, "customer", path)
+    error = caught.value
+    assert (error.file_name, error.line, error.column) == ("customer.csv", 4, "customer_id")
+    assert f"repeats customer_id {CUSTOMERS[0][0]} of line 2" in str(error)
+    assert count(engine, customer) == 0
+
+
 def test_header_may_come_in_any_order(engine: Engine, tmp_path: Path) -> None:
     order = list(reversed(CUSTOMER_HEADER))
     path = tmp_path / "customer.csv"

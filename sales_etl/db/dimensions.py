@@ -425,14 +425,20 @@ def _read_rows(
                     problems.append(f"unknown {', '.join(unknown)}")
                 if duplicates:
                     problems.append(f"repeated {', '.join(duplicates)}")
+                headerless = not set(names) & set(expected)  # e.g. SELECT ... INTO OUTFILE
                 raise DimensionLoadError(
                     f"header does not match table {table.name!r} ({'; '.join(problems)}); "
                     f"expected columns: {', '.join(expected)}",
                     file_name=file_name,
                     line=1,
+                    hint=f"the file has no header row: make its first line {','.join(expected)}"
+                    if headerless
+                    else "name the columns exactly as the table's (any order)",
                 )
             rules_in_order = [rules[name] for name in names]
             width = len(names)
+            key_columns = [c.name for c in table.primary_key.columns]
+            first_line_of_key: dict[tuple[Any, ...], int] = {}
             line = reader.line_num + 1
             for record in reader:
                 if not record:  # a blank line
@@ -445,7 +451,20 @@ def _read_rows(
                         line=line,
                     )
                 values = _convert_record(names, rules_in_order, record, file_name, line)
-                yield dict(zip(names, values, strict=True))
+                row = dict(zip(names, values, strict=True))
+                # An upsert would keep the last of two rows with one key, silently.
+                key = tuple(row[c] for c in key_columns)
+                first = first_line_of_key.setdefault(key, line)
+                if first != line:
+                    raise DimensionLoadError(
+                        f"repeats {', '.join(key_columns)} {', '.join(map(str, key))} of line "
+                        f"{first}: each row of a dimension file needs its own key",
+                        file_name=file_name,
+                        line=line,
+                        column=key_columns[0],
+                        hint="keep one row per key (the one that is right) and load again",
+                    )
+                yield row
                 line = reader.line_num + 1
     except csv.Error as exc:
         raise DimensionLoadError(f"malformed CSV: {exc}", file_name=file_name, line=line) from None
