@@ -5,7 +5,7 @@
 # modules (SIGKILL_MODULES: each drives the real CLI in subprocesses against its own Prefect
 # server, workspaces and, for S3 + MariaDB, its own services) in one, everything else in the
 # other, each with its own --basetemp. Serially the suite took 61 min on this 2-core machine
-# (57 of pytest, 497 tests; ~20 of them the SIGKILL modules), and much of a SIGKILL test waits
+# (57 of pytest, 497 tests then; ~20 of them the SIGKILL modules), and much of a SIGKILL test waits
 # for JVMs and servers to start, so the two overlap well. Exit status: non-zero when either session failed. With arguments, one session:
 # `bash scripts/test.sh tests/test_transform.py -k month` (what you iterate with);
 # `make test-fast` is `bash scripts/test.sh -m "not slow"` (no flows, servers or containers).
