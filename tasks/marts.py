@@ -186,8 +186,9 @@ def read_modes(files: Sequence[tuple[str, Sequence[str]]], splittable: Collectio
     named = ", ".join(whole[:MAX_LOGGED_FILES])
     more = len(whole) - MAX_LOGGED_FILES
     return (
-        f"{line} with multiLine (a quoted line break, a blank line, mixed line ends or quotes "
-        f"outside RFC 4180): {named}" + (f" and {more} more" if more > 0 else "")
+        f"{line} with multiLine (smaller than one Spark split, or holding a quoted line break, "
+        f"a blank line, mixed line ends or quotes outside RFC 4180): {named}"
+        + (f" and {more} more" if more > 0 else "")
     )
 
 

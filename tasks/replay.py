@@ -8,6 +8,7 @@ kind ``replay``, the ``quarantine_ledger``, the invariants) is docs/architecture
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import hashlib
 import re
@@ -96,12 +97,23 @@ class ReplaySelection:
                     f"--reason {reason!r} is not a quarantine reason code",
                     hint="use one or more of (comma separated): " + ", ".join(known),
                 )
-        if self.batch is not None and not _BATCH_ID.match(self.batch):
+        if self.batch is not None and not _is_batch_id(self.batch):
             raise ConfigError(
                 f"--batch {self.batch!r} is not a batch id (YYYYMMDD_HHMMSS, UTC)",
                 hint="the batch ids are the batch_id column of the quarantine Parquet "
                 "and etl_runs.batch_id",
             )
+
+
+def _is_batch_id(text: str) -> bool:
+    """``YYYYMMDD_HHMMSS`` naming a real UTC instant (not month 13 or hour 25)."""
+    if not _BATCH_ID.match(text):
+        return False
+    try:
+        dt.datetime.strptime(text, "%Y%m%d_%H%M%S")
+    except ValueError:
+        return False
+    return True
 
 
 def quarantined_batches(marts: ObjectStore) -> list[str]:

@@ -409,8 +409,9 @@ def test_replay_refuses_an_unknown_reason_and_a_malformed_batch():
 
     with pytest.raises(ConfigError, match="unknown_customer"):
         ReplaySelection(reasons=("unknown_customer",)).check()
-    with pytest.raises(ConfigError, match="YYYYMMDD_HHMMSS"):
-        ReplaySelection(batch="2024-03-01").check()
+    for not_a_batch in ("2024-03-01", "20241301_000000", "20240301_250000", "20240230_000000"):
+        with pytest.raises(ConfigError, match="YYYYMMDD_HHMMSS"):
+            ReplaySelection(batch=not_a_batch).check()
     ReplaySelection(
         reasons=("unknown_customer_id", "unknown_store_id"), batch="20240301_000000"
     ).check()
