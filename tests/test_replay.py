@@ -304,8 +304,8 @@ def test_replay_loads_exactly_the_rows_whose_dimensions_arrived(replay_env, tmp_
     # A batch the quarantine does not hold (a mistyped id) is refused, not judged as 0 rows.
     from sales_etl.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"'20240399_000000': no quarantined row") as typo:
-        sales_etl_replay_flow(dry_run=True, batch="20240399_000000")
+    with pytest.raises(ConfigError, match=r"'20240301_000000': no quarantined row") as typo:
+        sales_etl_replay_flow(dry_run=True, batch="20240301_000000")
     assert late_batch in typo.value.hint
     # --source-file is a glob on the whole key or file name, not a substring.
     assert sales_etl_replay_flow(dry_run=True, source_file="03.csv")["rows_judged"] == 0
