@@ -21,10 +21,13 @@ import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sales_etl.errors import InputError, UserError, one_line
 from sales_etl.settings import CLI_FLAGS, ENV_PREFIX, DebugSettings, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 #: Environment variable that turns ``--debug`` on (tracebacks on errors).
 DEBUG_ENV = "SALES_ETL_DEBUG"
@@ -405,10 +408,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # and sales, so a workspace holding other data would be silently mixed with samples.
         _refuse_a_workspace_with_other_data(engine, Path(data["dimensions_dir"]), settings)
         shutil.copytree(scratch, samples, dirs_exist_ok=True)
-        sent = [samples / Path(p).relative_to(scratch) for p in data["sales_files"]]
-        sent += [samples / Path(p).relative_to(scratch) for p in data["bad_files"]]
+
+        def kept(path: str | Path) -> Path:  # a generated file's copy under samples/
+            return samples / Path(path).relative_to(scratch)
+
+        dimensions = kept(data["dimensions_dir"])
+        sent = [kept(p) for p in [*data["sales_files"], *data["bad_files"]]]
     init_db(engine)
-    load_dimensions(engine, samples / "dimensions")
+    load_dimensions(engine, dimensions)
     inbox = landing / "to_process"
     inbox.mkdir(parents=True, exist_ok=True)
     for path in sent:
@@ -426,7 +433,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _refuse_a_workspace_with_other_data(
-    engine: Any, demo_dimensions: Path, settings: Settings
+    engine: Engine, demo_dimensions: Path, settings: Settings
 ) -> None:
     """Refuse the demo when the database's ``customer`` table holds rows other than the demo's
     own (a workspace with real data: the demo would replace dimension rows by id and add

@@ -205,18 +205,12 @@ class Settings(DebugSettings):
         6 * 3600, ge=60, description="How long a run's lock is honoured without a heartbeat"
     )
 
-    @field_validator("landing", "marts", "spark_master")
+    @field_validator("landing", "marts", "database_url", "spark_master")
     @classmethod
-    def _not_empty(cls, value: str) -> str:
+    def _not_empty(cls, value: str | SecretStr) -> str | SecretStr:
         # An empty path would silently mean the working directory (a run writing marts there).
-        if not value.strip():
-            raise ValueError("is empty (unset it to use the default)")
-        return value
-
-    @field_validator("database_url")
-    @classmethod
-    def _url_not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not text.strip():
             raise ValueError("is empty (unset it to use the default)")
         return value
 

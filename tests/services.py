@@ -197,9 +197,8 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         try:
             yield server
         finally:
-            clear_s3_cache()
             stop_process(server.process)
-    clear_s3_cache()
+    clear_s3_cache()  # after the environment is restored: no client keeps moto's endpoint
 
 
 _bucket_numbers = itertools.count(1)

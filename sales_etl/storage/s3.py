@@ -305,10 +305,15 @@ class S3Store(ObjectStore):
     def _relative(self, s3_key: str) -> str:
         return s3_key[len(self.prefix) + 1 :] if self.prefix else s3_key
 
-    def _iter_s3_keys(self, s3_prefix: str) -> Iterator[tuple[str, int, str]]:
-        """Every (S3 key, size, ETag) under ``s3_prefix``, all pages, folder markers included."""
+    def _iter_s3_keys(
+        self, s3_prefix: str, delimiter: str | None = None
+    ) -> Iterator[tuple[str, int, str]]:
+        """Every (S3 key, size, ETag) under ``s3_prefix``, all pages, folder markers included;
+        with ``delimiter="/"`` only those of the prefix's own level (the folders below it are
+        CommonPrefixes, not objects)."""
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=s3_prefix):
+        extra = {"Delimiter": delimiter} if delimiter else {}
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=s3_prefix, **extra):
             for item in page.get("Contents", ()):
                 yield item["Key"], int(item["Size"]), str(item.get("ETag", ""))
 
@@ -327,13 +332,9 @@ class S3Store(ObjectStore):
 
     def list_top_level(self) -> list[ObjectInfo]:
         found = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=self._dir_prefix(""), Delimiter="/")
-        for page in pages:  # CommonPrefixes (the folders) are not objects of this level
-            for item in page.get("Contents", ()):
-                if not item["Key"].endswith("/"):  # the root's own folder marker
-                    key = self._relative(item["Key"])
-                    found.append(ObjectInfo(key, int(item["Size"]), str(item.get("ETag", ""))))
+        for s3_key, size, etag in self._iter_s3_keys(self._dir_prefix(""), delimiter="/"):
+            if not s3_key.endswith("/"):  # the root's own folder marker
+                found.append(ObjectInfo(key=self._relative(s3_key), size=size, version=etag))
         return sorted(found, key=lambda o: o.key)
 
     def open(self, key: str) -> BinaryIO:
