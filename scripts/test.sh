@@ -9,7 +9,8 @@
 # for JVMs and servers to start, so the two overlap well. Exit status: non-zero when either session failed. With arguments, one session:
 # `bash scripts/test.sh tests/test_transform.py -k month` (what you iterate with);
 # `make test-fast` is `bash scripts/test.sh -m "not slow"` (no flows, servers or containers).
-# The full suite passes --fail-on-skip (tests/conftest.py): a test skipped there fails.
+# The full suite passes --fail-on-skip (tests/conftest.py): a test skipped there fails; and
+# --durations, so that every CI log shows where the time goes (the budget is 50 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --dev
@@ -25,11 +26,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sales-etl-tests.XXXXXX")
 ignore=()
 for module in "${SIGKILL_MODULES[@]}"; do ignore+=("--ignore=$module"); done
 
-.venv/bin/python -m pytest -q -p no:cacheprovider --fail-on-skip --basetemp "$work/sigkill" \
+.venv/bin/python -m pytest -q -p no:cacheprovider --fail-on-skip --durations=15 --basetemp "$work/sigkill" \
     "${SIGKILL_MODULES[@]}" > "$work/sigkill.log" 2>&1 &
 sigkill_pid=$!
 set +e
-.venv/bin/python -m pytest -q --fail-on-skip --basetemp "$work/main" "${ignore[@]}" tests
+.venv/bin/python -m pytest -q --fail-on-skip --durations=40 --basetemp "$work/main" "${ignore[@]}" tests
 main_status=$?
 wait "$sigkill_pid"
 sigkill_status=$?

@@ -325,16 +325,26 @@ def _local_probe_dirs(spark, extra: list[Path]) -> list[Path]:
     return [d for d in dirs if d.exists()]
 
 
+def _files_under(root: Path) -> Iterator[Path]:
+    """Every file below ``root``. ``os.walk`` skips a folder that vanishes while it is walked
+    (``Path.glob`` raises): another JVM on the machine, such as the SIGKILL session's, removes
+    its own ``/tmp/blockmgr-*`` and ``spark-*`` folders at any moment."""
+    for folder, _subfolders, names in os.walk(root):
+        yield from (Path(folder, name) for name in names)
+
+
 def _parquet_files(dirs: list[Path]) -> set[str]:
     found = set()
     for root in dirs:
         if str(root) in ("/tmp", "/var/tmp"):  # shared with other processes: only Spark's own dirs
-            candidates = [p for p in root.glob("spark-*/**/*") if p.is_file()]
-            candidates += [p for p in root.glob("blockmgr-*/**/*") if p.is_file()]
+            tops = [p for p in root.iterdir() if p.name.startswith(("spark-", "blockmgr-"))]
         else:
-            candidates = [p for p in root.rglob("*") if p.is_file()]
+            tops = [root]
         found.update(
-            str(p) for p in candidates if ".parquet" in p.name or p.name.startswith("part-")
+            str(p)
+            for top in tops
+            for p in _files_under(top)
+            if ".parquet" in p.name or p.name.startswith("part-")
         )
     return found
 
