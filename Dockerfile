@@ -43,7 +43,8 @@ COPY flows ./flows
 COPY tasks ./tasks
 COPY validators ./validators
 COPY plugins ./plugins
-COPY scripts ./scripts
+# Only the script the image runs: an edit to the other scripts (tests, install) rebuilds nothing.
+COPY scripts/docker-entrypoint.sh ./scripts/
 # Non-editable: the wheel's files go into the venv's site-packages (pip builds it in isolation).
 # The package sources are then removed, so nothing can import them instead of the installed ones.
 RUN "$SALES_ETL_VENV/bin/python" -m pip install -q . \
