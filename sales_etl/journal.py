@@ -32,7 +32,8 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -517,7 +518,7 @@ def hold_files(
     _update_active_rows(engine, run_id, values)
     crash_point("after_files_held")
     rows = [r for r in staged_files(engine, run_id, REJECTED) if r.file_location in holds]
-    return sum(_settle(landing, row) for row in rows)
+    return _settle_all(landing, rows)
 
 
 # --- moves to the final place ------------------------------------------------------------------
@@ -545,19 +546,50 @@ def _settle(landing: ObjectStore, row: Any) -> bool:
     return moved
 
 
+def _settle_all(
+    landing: ObjectStore, rows: Iterable[Any], on_first_move: Callable[[], None] | None = None
+) -> int:
+    """:func:`_settle` every row; returns the files moved.
+
+    One at a time until a file actually moves (then ``on_first_move``, a crash point, runs with
+    exactly one file moved), then ``landing.concurrent_moves`` at a time: each settle is
+    idempotent and touches only its own row's keys, so order does not matter. The first error
+    (in row order) cancels the moves not yet started, lets those under way finish, and is
+    raised: with the store down, the task fails after one round of retries, not one per file;
+    its retry settles what is left.
+    """
+    pending = iter(rows)
+    moved = 0
+    for row in pending:
+        if _settle(landing, row):
+            moved = 1
+            if on_first_move is not None:
+                on_first_move()
+            break
+    if landing.concurrent_moves <= 1:
+        return moved + sum(_settle(landing, row) for row in pending)
+    with ThreadPoolExecutor(landing.concurrent_moves, thread_name_prefix="settle") as pool:
+        futures = [pool.submit(_settle, landing, row) for row in pending]
+        try:
+            return moved + sum(future.result() for future in futures)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
 def route_rejected_files(engine: Engine, landing: ObjectStore, run_id: str) -> int:
     """Move the run's REJECTED files to ``error_files/<category>/<batch>/``; returns moved."""
-    return sum(_settle(landing, row) for row in staged_files(engine, run_id, REJECTED))
+    return _settle_all(landing, staged_files(engine, run_id, REJECTED))
 
 
 def archive_files(engine: Engine, landing: ObjectStore, run_id: str) -> int:
     """Move the run's loaded (ACTIVE) files to ``processed/<batch>/``; only after the commit."""
-    moved = 0
-    for row in staged_files(engine, run_id, ACTIVE):
-        moved += _settle(landing, row)
-        if moved == 1:
-            crash_point("during_archive")
-    return moved
+    return _settle_all(
+        landing,
+        staged_files(engine, run_id, ACTIVE),
+        on_first_move=lambda: crash_point("during_archive"),
+    )
 
 
 # --- commit, complete, roll back, recover ------------------------------------------------------

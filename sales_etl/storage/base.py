@@ -52,6 +52,9 @@ class ObjectStore(ABC):
     """A flat key space under one root (a local folder or an S3 prefix)."""
 
     url: str
+    #: How many :meth:`move` calls the journal runs at once when it settles a run's files:
+    #: 1 where a move is a rename; more on S3, where each is 3-4 HTTP requests that mostly wait.
+    concurrent_moves: int = 1
 
     @abstractmethod
     def list(self, prefix: str) -> list[ObjectInfo]:

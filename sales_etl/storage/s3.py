@@ -277,6 +277,9 @@ def _is_not_found(exc: Exception) -> bool:
 class S3Store(ObjectStore):
     """Objects under ``s3://bucket/prefix``; keys are relative to the prefix."""
 
+    #: Half of the client's connection pool (``max_pool_connections=32`` in :func:`s3_client`).
+    concurrent_moves = 16
+
     def __init__(self, url: str, client: BaseClient | None = None) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
         self.url = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
