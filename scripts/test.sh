@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The test command (README and .ci/run both call this): installs what the tests need, then pytest.
 #
-# With no arguments it runs the whole suite as two pytest sessions side by side: the SIGKILL
-# modules (SIGKILL_MODULES: each drives the real CLI in subprocesses against its own Prefect
-# server, workspaces and, for S3 + MariaDB, its own services) in one, everything else in the
-# other, each with its own --basetemp. Serially the suite took 61 min on this 2-core machine
-# (57 of pytest, 497 tests then; ~20 of them the SIGKILL modules), and much of a SIGKILL test waits
-# for JVMs and servers to start, so the two overlap well. Exit status: non-zero when either session failed. With arguments, one session:
+# With no arguments it runs the whole suite as two pytest sessions side by side, each with its
+# own --basetemp: SIDE_MODULES in one, everything else in the other. SIDE_MODULES only drive
+# `sales-etl`, `prefect` and pip in subprocesses (no fixture shared with the other session: no
+# SparkSession, Prefect API, moto or MariaDB started twice): the SIGKILL modules (each with its
+# own Prefect server, workspaces and, for S3 + MariaDB, services), the bench's end-to-end test
+# and the installed wheel's test. The last two balance the sessions: in CI on 2026-11-30 the main
+# session took 53 min and the side one (the SIGKILL modules alone) 30, so the main one ran alone
+# for 23 min. Serially the suite took 61 min (497 tests then); much of a subprocess test waits
+# for JVMs and servers to start, so the two sessions overlap
+# well. Exit status: non-zero when either session failed. With arguments, one session:
 # `bash scripts/test.sh tests/test_transform.py -k month` (what you iterate with);
 # `make test-fast` is `bash scripts/test.sh -m "not slow"` (no flows, servers or containers).
 # The full suite passes --fail-on-skip (tests/conftest.py): a test skipped there fails; and
@@ -21,23 +25,25 @@ if [ "$#" -gt 0 ]; then
     exec .venv/bin/python -m pytest -q "$@"
 fi
 
-SIGKILL_MODULES=(tests/test_crash_recovery.py tests/test_replay_crash.py)
+SIDE_MODULES=(
+    tests/test_crash_recovery.py tests/test_replay_crash.py tests/test_bench.py tests/test_packaging.py
+)
 work=$(mktemp -d "${TMPDIR:-/tmp}/sales-etl-tests.XXXXXX")
 ignore=()
-for module in "${SIGKILL_MODULES[@]}"; do ignore+=("--ignore=$module"); done
+for module in "${SIDE_MODULES[@]}"; do ignore+=("--ignore=$module"); done
 
-.venv/bin/python -m pytest -q -p no:cacheprovider --fail-on-skip --durations=15 --basetemp "$work/sigkill" \
-    "${SIGKILL_MODULES[@]}" > "$work/sigkill.log" 2>&1 &
-sigkill_pid=$!
+.venv/bin/python -m pytest -q -p no:cacheprovider --fail-on-skip --durations=15 --basetemp "$work/side" \
+    "${SIDE_MODULES[@]}" > "$work/side.log" 2>&1 &
+side_pid=$!
 set +e
 .venv/bin/python -m pytest -q --fail-on-skip --durations=40 --basetemp "$work/main" "${ignore[@]}" tests
 main_status=$?
-wait "$sigkill_pid"
-sigkill_status=$?
+wait "$side_pid"
+side_status=$?
 set -e
 echo
-echo "=== the SIGKILL modules (${SIGKILL_MODULES[*]}), run beside the session above ==="
-cat "$work/sigkill.log"
-echo "test sessions: main exit $main_status, SIGKILL modules exit $sigkill_status"
+echo "=== the side session (${SIDE_MODULES[*]}), run beside the session above ==="
+cat "$work/side.log"
+echo "test sessions: main exit $main_status, side session exit $side_status"
 rm -rf "$work"
-[ "$main_status" -eq 0 ] && [ "$sigkill_status" -eq 0 ]
+[ "$main_status" -eq 0 ] && [ "$side_status" -eq 0 ]

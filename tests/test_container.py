@@ -5,8 +5,8 @@ Python 3.11, trixie -> Python 3.13), reused while its inputs do not change. Ever
 the container from outside: the named volume's files and SQLite on the host, moto's S3 and
 MariaDB through their own clients, a Prefect server outside the container through its API.
 
-1. ``demo`` as uid 10001 with a named volume, twice: the second run sends every file the first
-   run loaded to duplicates (both bases).
+1. ``demo`` as uid 10001 with a named volume (both bases), on bookworm twice: the second run
+   sends every file the first run loaded to duplicates.
 2. ``sales-etl run`` in the container on the suite's moto S3 + MariaDB (host network): the same
    outcome as tests/test_three_configurations.py's in-process S3 + MySQL scenario.
 5. SIGTERM (``podman stop``) mid-run: the flow run ends Failed naming SIGTERM (not Crashed:
@@ -96,7 +96,10 @@ def _files(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*.*")}
 
 
-def test_demo_as_uid_10001_on_a_named_volume_then_all_duplicates(image: str) -> None:
+def test_demo_as_uid_10001_on_a_named_volume_then_again_on_bookworm(image: str) -> None:
+    """The demo, then (bookworm, the image prefect.yaml runs) the demo again on the same volume.
+    On trixie one run: the second run's duplicate routing does not depend on the base image,
+    and each demo run costs a JVM start in a container on the suite's 2 shared cores."""
     volume = f"sales-etl-test-{secrets.token_hex(4)}"
     podman("volume", "create", volume)
     try:
@@ -108,14 +111,14 @@ def test_demo_as_uid_10001_on_a_named_volume_then_all_duplicates(image: str) -> 
         assert processed, "the first run loaded no file"
         tables = reporting_tables(data / "sales_etl.db")
         assert tables["customer_monthly_purchase"], "no monthly totals after the first run"
-
-        second = run_container(image, ["demo"], {}, extra=["-v", f"{volume}:/data"])
-        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-        # Every file the first run loaded came again (same bytes) and went to duplicates; the
-        # archive and the reporting tables did not change.
-        assert _files(data / "landing" / "error_files" / "duplicates") == processed
-        assert _files(data / "landing" / "processed") == processed
-        assert reporting_tables(data / "sales_etl.db") == tables
+        if image == image_for("bookworm"):
+            second = run_container(image, ["demo"], {}, extra=["-v", f"{volume}:/data"])
+            assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+            # Every file the first run loaded came again (same bytes) and went to duplicates;
+            # the archive and the reporting tables did not change.
+            assert _files(data / "landing" / "error_files" / "duplicates") == processed
+            assert _files(data / "landing" / "processed") == processed
+            assert reporting_tables(data / "sales_etl.db") == tables
         assert list((data / "landing" / "to_process").iterdir()) == []
         # Everything in the volume was written by the image's non-root user.
         owners = {(p.stat().st_uid, p.stat().st_gid) for p in data.rglob("*")}
