@@ -327,7 +327,7 @@ def _local_probe_dirs(spark, extra: list[Path]) -> list[Path]:
 
 def _files_under(root: Path) -> Iterator[Path]:
     """Every file below ``root``. ``os.walk`` skips a folder that vanishes while it is walked
-    (``Path.glob`` raises): another JVM on the machine, such as the SIGKILL session's, removes
+    (``Path.glob`` raises): another JVM on the machine, such as the side session's, removes
     its own ``/tmp/blockmgr-*`` and ``spark-*`` folders at any moment."""
     for folder, _subfolders, names in os.walk(root):
         yield from (Path(folder, name) for name in names)
