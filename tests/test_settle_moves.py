@@ -66,12 +66,17 @@ def _keys(client, bucket: str) -> dict[str, bytes]:
     return keys
 
 
+def _waiting_files(client, bucket: str, count: int) -> tuple[list[str], S3Store]:
+    """``count`` files in the bucket's ``landing/to_process/`` (each holding its own name)."""
+    names = [f"sales_{i:03d}.csv" for i in range(count)]
+    for name in names:
+        client.put_object(Bucket=bucket, Key=f"landing/to_process/{name}", Body=name.encode())
+    return names, S3Store(f"s3://{bucket}/landing")
+
+
 def test_s3_moves_run_at_once_after_the_first_and_all_land(moto_server, s3_bucket):
     client = moto_server.client()
-    names = [f"sales_{i:03d}.csv" for i in range(60)]
-    for name in names:
-        client.put_object(Bucket=s3_bucket, Key=f"landing/to_process/{name}", Body=name.encode())
-    store = S3Store(f"s3://{s3_bucket}/landing")
+    names, store = _waiting_files(client, s3_bucket, 60)
     in_flight = InFlight(store)
     archived_at_first_move = []
 
@@ -95,10 +100,7 @@ def test_s3_moves_run_at_once_after_the_first_and_all_land(moto_server, s3_bucke
 
 def test_a_failed_s3_move_stops_the_rest_and_a_retry_finishes(moto_server, s3_bucket):
     client = moto_server.client()
-    names = [f"sales_{i:03d}.csv" for i in range(200)]
-    for name in names:
-        client.put_object(Bucket=s3_bucket, Key=f"landing/to_process/{name}", Body=name.encode())
-    store = S3Store(f"s3://{s3_bucket}/landing")
+    names, store = _waiting_files(client, s3_bucket, 200)
     in_flight = InFlight(store, fail_on=f"to_process/{names[7]}")
 
     with pytest.raises(OSError) as failure:
