@@ -9,8 +9,8 @@
 # and the installed wheel's test. The last two balance the sessions: in CI on 2026-11-30 the main
 # session took 53 min and the side one (the SIGKILL modules alone) 30, so the main one ran alone
 # for 23 min. Serially the suite took 61 min (497 tests then); much of a subprocess test waits
-# for JVMs and servers to start, so the two sessions overlap
-# well. Exit status: non-zero when either session failed. With arguments, one session:
+# for JVMs and servers to start, so the two sessions overlap well. Exit status: non-zero when
+# either session failed. With arguments, one session:
 # `bash scripts/test.sh tests/test_transform.py -k month` (what you iterate with);
 # `make test-fast` is `bash scripts/test.sh -m "not slow"` (no flows, servers or containers).
 # The full suite passes --fail-on-skip (tests/conftest.py): a test skipped there fails; and

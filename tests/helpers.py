@@ -197,14 +197,17 @@ def tree_snapshot(root: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def files_under(root: str | os.PathLike[str], suffix: str = "") -> list[str]:
-    """Sorted relative POSIX paths of the files under ``root`` ending with ``suffix``."""
+    """Sorted relative POSIX paths of the files under ``root`` ending with ``suffix``.
+
+    ``os.walk`` skips a folder that vanishes while it is walked (``Path.rglob`` raises): a
+    JVM of the other test session removes its own ``/tmp/blockmgr-*`` folders at any moment.
+    """
     base = Path(root)
-    if not base.exists():
-        return []
     return sorted(
-        p.relative_to(base).as_posix()
-        for p in base.rglob("*")
-        if p.is_file() and p.name.endswith(suffix)
+        (Path(folder, name).relative_to(base)).as_posix()
+        for folder, _subfolders, names in os.walk(base)
+        for name in names
+        if name.endswith(suffix) and os.path.isfile(os.path.join(folder, name))
     )
 
 

@@ -37,7 +37,7 @@ from harness import (
     sales_csv,
     write_shared_dimensions,
 )
-from helpers import SALES_COLUMNS, load_dimension_folder, read_table
+from helpers import SALES_COLUMNS, files_under, load_dimension_folder, read_table
 
 pytestmark = pytest.mark.slow  # the flow on three storage/database configurations (S3, MariaDB)
 
@@ -325,14 +325,6 @@ def _local_probe_dirs(spark, extra: list[Path]) -> list[Path]:
     return [d for d in dirs if d.exists()]
 
 
-def _files_under(root: Path) -> Iterator[Path]:
-    """Every file below ``root``. ``os.walk`` skips a folder that vanishes while it is walked
-    (``Path.glob`` raises): another JVM on the machine, such as the side session's, removes
-    its own ``/tmp/blockmgr-*`` and ``spark-*`` folders at any moment."""
-    for folder, _subfolders, names in os.walk(root):
-        yield from (Path(folder, name) for name in names)
-
-
 def _parquet_files(dirs: list[Path]) -> set[str]:
     found = set()
     for root in dirs:
@@ -340,12 +332,9 @@ def _parquet_files(dirs: list[Path]) -> set[str]:
             tops = [p for p in root.iterdir() if p.name.startswith(("spark-", "blockmgr-"))]
         else:
             tops = [root]
-        found.update(
-            str(p)
-            for top in tops
-            for p in _files_under(top)
-            if ".parquet" in p.name or p.name.startswith("part-")
-        )
+        # files_under skips folders another JVM removes while they are walked
+        paths = [top / relative for top in tops for relative in files_under(top)]
+        found.update(str(p) for p in paths if ".parquet" in p.name or p.name.startswith("part-"))
     return found
 
 
